@@ -1,0 +1,188 @@
+//! The SQLite database: the r2d2 pool, per-connection pragmas and the
+//! embedded migrations.
+//!
+//! Every pooled connection gets `busy_timeout`, `foreign_keys=ON` and
+//! `synchronous=NORMAL` when it is acquired (Diesel enables none of them);
+//! WAL is switched on once, when the pool is built, because it is a property
+//! of the file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// The migrations in `crates/testarena-domain/migrations`, built into every binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// How long a statement waits for another writer before `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
+pub type DbConn = PooledConnection<ConnectionManager<SqliteConnection>>;
+
+/// Errors opening or migrating the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("database migrations failed: {0}")]
+    Migration(String),
+    #[error(
+        "the database has {0} pending migration(s); run `testarena-app migrate` (or start testarena-app) first"
+    )]
+    Pending(usize),
+}
+
+/// Sets the pragmas every connection needs.
+#[derive(Debug, Clone, Copy)]
+struct Pragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            BUSY_TIMEOUT.as_millis()
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Opens a pool over the SQLite file at `path`, creating the file and its
+/// parent directory when missing, and switches the file to WAL.
+pub fn open_pool(path: &Path, max_size: u32) -> Result<DbPool, DbError> {
+    let open_err = |message: String| DbError::Open {
+        path: path.display().to_string(),
+        message,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
+    }
+    let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+    let pool = Pool::builder()
+        .max_size(max_size.max(1))
+        .connection_timeout(Duration::from_secs(10))
+        .connection_customizer(Box::new(Pragmas))
+        .build(manager)
+        .map_err(|e| open_err(e.to_string()))?;
+    let mut conn = pool.get().map_err(|e| open_err(e.to_string()))?;
+    conn.batch_execute("PRAGMA journal_mode = WAL;")
+        .map_err(|e| open_err(e.to_string()))?;
+    drop(conn);
+    restrict_permissions(path);
+    Ok(pool)
+}
+
+/// The database holds password hashes: keep it and its WAL files owner-only.
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = vec![path.to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(name.into());
+    }
+    for file in files {
+        // Missing WAL files are normal; a file we cannot chmod is not ours to fix.
+        let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+/// Applies every pending migration; returns how many ran.
+pub fn run_migrations(conn: &mut SqliteConnection) -> Result<usize, DbError> {
+    conn.run_pending_migrations(MIGRATIONS)
+        .map(|applied| applied.len())
+        .map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Fails with [`DbError::Pending`] while migrations are pending (the worker
+/// never migrates: the app owns the schema).
+pub fn ensure_migrated(conn: &mut SqliteConnection) -> Result<(), DbError> {
+    let pending = conn
+        .pending_migrations(MIGRATIONS)
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(DbError::Pending(pending.len()))
+    }
+}
+
+/// Opens a pool and migrates it: what tests and `testarena-app` start with.
+pub fn open_migrated(path: &Path, max_size: u32) -> Result<DbPool, DbError> {
+    let pool = open_pool(path, max_size)?;
+    let mut conn = pool.get().map_err(|e| DbError::Open {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::RunQueryDsl;
+    use diesel::sql_types::{BigInt, Text};
+
+    #[derive(diesel::QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = BigInt)]
+        value: i64,
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = Text)]
+        journal_mode: String,
+    }
+
+    fn pragma(conn: &mut SqliteConnection, name: &str) -> i64 {
+        diesel::sql_query(format!("SELECT {name} AS value FROM pragma_{name}"))
+            .get_result::<Value>(conn)
+            .unwrap()
+            .value
+    }
+
+    #[test]
+    fn every_connection_has_the_pragmas_and_the_file_is_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_migrated(&dir.path().join("sub/t.db"), 3).unwrap();
+        // Hold several connections at once so that each is a separate one.
+        let mut conns: Vec<_> = (0..3).map(|_| pool.get().unwrap()).collect();
+        for conn in &mut conns {
+            assert_eq!(pragma(conn, "foreign_keys"), 1);
+            assert_eq!(pragma(conn, "busy_timeout"), 5000);
+            assert_eq!(pragma(conn, "synchronous"), 1, "NORMAL");
+            let mode = diesel::sql_query("PRAGMA journal_mode")
+                .get_result::<Mode>(&mut **conn)
+                .unwrap();
+            assert_eq!(mode.journal_mode, "wal");
+        }
+    }
+
+    #[test]
+    fn pending_migrations_are_reported_until_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_pool(&dir.path().join("t.db"), 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        let err = ensure_migrated(&mut conn).unwrap_err();
+        assert!(matches!(err, DbError::Pending(n) if n >= 1), "{err}");
+        assert!(err.to_string().contains("testarena-app migrate"));
+        assert!(run_migrations(&mut conn).unwrap() >= 1);
+        ensure_migrated(&mut conn).unwrap();
+        assert_eq!(run_migrations(&mut conn).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_database_file_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let _pool = open_migrated(&path, 1).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    }
+}

@@ -1,0 +1,96 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Integer,
+        user_id -> Integer,
+        name -> Text,
+        token_hash -> Text,
+        prefix -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    queues (seq) {
+        seq -> Integer,
+        id -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        repo -> Text,
+        branch -> Text,
+        commit_sha -> Nullable<Text>,
+        target -> Text,
+        owner -> Text,
+        priority -> Integer,
+        timeout_s -> Nullable<Integer>,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        worker_id -> Nullable<Text>,
+        abort_reason -> Nullable<Text>,
+        pgid -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    tasks (id) {
+        id -> Text,
+        queue_id -> Text,
+        position -> Integer,
+        scenario -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        passed -> Integer,
+        failed -> Integer,
+        skipped -> Integer,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    test_cases (id) {
+        id -> Integer,
+        task_id -> Text,
+        name -> Text,
+        status -> Text,
+        duration_ms -> Nullable<Integer>,
+        message -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Integer,
+        username -> Text,
+        password_hash -> Text,
+        is_admin -> Bool,
+        disabled -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    workers (id) {
+        id -> Text,
+        slots -> Integer,
+        version -> Text,
+        pid -> Integer,
+        started_at -> Timestamp,
+        last_seen -> Timestamp,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(test_cases -> tasks (task_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_tokens,
+    queues,
+    tasks,
+    test_cases,
+    users,
+    workers,
+);

@@ -1,0 +1,86 @@
+//! The store: every query the app and the worker run. All SQL lives here.
+//!
+//! Functions take a `&mut SqliteConnection` (a pooled one derefs to it) and
+//! are synchronous: callers run them off the async threads. Read-then-write
+//! sequences use `immediate_transaction`, so SQLite takes the write lock up
+//! front and two writers never deadlock on an upgrade; no transaction is ever
+//! held across git, a build or a test run.
+
+mod queues;
+mod users;
+mod workers;
+
+pub use queues::*;
+pub use users::*;
+pub use workers::*;
+
+use chrono::{NaiveDateTime, Timelike as _};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::status::IllegalTransition;
+
+/// What a store function can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    /// The request contradicts what is stored (a duplicate id, deleting a running queue).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    /// The database stayed locked past the busy timeout, or no pooled
+    /// connection was free: the caller may retry (HTTP 503 with Retry-After).
+    #[error("database busy: {0}")]
+    Busy(String),
+    #[error("database error: {0}")]
+    Db(DieselError),
+}
+
+impl StoreError {
+    pub(crate) fn not_found(what: &'static str, id: impl Into<String>) -> Self {
+        Self::NotFound { what, id: id.into() }
+    }
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match &e {
+            DieselError::NotFound => Self::NotFound { what: "row", id: String::new() },
+            DieselError::DatabaseError(_, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("database is busy") =>
+            {
+                Self::Busy(info.message().to_owned())
+            }
+            _ => Self::Db(e),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        Self::Busy(e.to_string())
+    }
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] with `message`.
+pub(crate) fn conflict_on_unique(e: DieselError, message: impl FnOnce() -> String) -> StoreError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            StoreError::Conflict(message())
+        }
+        other => other.into(),
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The current time as stored: UTC without an offset, microsecond precision.
+pub fn now() -> NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    // SQLite keeps microseconds; trimming here makes a stored value equal
+    // the one that was written.
+    now.with_nanosecond(now.and_utc().timestamp_subsec_micros() * 1000)
+        .unwrap_or(now)
+}

@@ -1,0 +1,503 @@
+//! Queues, their tasks and test cases: creation, listing, the claim,
+//! aborts, results, recovery and deletion.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use super::{StoreError, StoreResult, conflict_on_unique, now};
+use crate::models::{NewQueue, NewTask, NewTestCase, QueueDetail, QueueRow, TaskRow, TestCaseRow};
+use crate::schema::{queues, tasks, test_cases, workers};
+use crate::status::{Kind, Status, transition};
+
+/// The most queues one page of [`list_queues`] returns.
+pub const MAX_PAGE: i64 = 200;
+
+/// Filters and the cursor of [`list_queues`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueFilter {
+    pub status: Option<Status>,
+    pub owner: Option<String>,
+    pub branch: Option<String>,
+    /// Only queues created before the one with this `seq` (the cursor).
+    pub before: Option<i32>,
+    /// 1 to [`MAX_PAGE`]; values outside are clamped.
+    pub limit: i64,
+}
+
+/// One page of queues, newest first, and the cursor of the next page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuePage {
+    pub items: Vec<QueueRow>,
+    pub next: Option<i32>,
+}
+
+/// What [`request_abort`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AbortOutcome {
+    /// The queue was waiting and is now `aborted`.
+    Aborted(QueueRow),
+    /// The queue is running; its worker will stop it.
+    Requested(QueueRow),
+    /// The queue had already ended.
+    AlreadyFinal(QueueRow),
+}
+
+/// Stores a queue and its tasks in one transaction. A queue or task id that
+/// exists already is a [`StoreError::Conflict`] and nothing is stored.
+pub fn create_queue(
+    conn: &mut SqliteConnection,
+    queue: &NewQueue,
+    new_tasks: &[NewTask],
+) -> StoreResult<QueueRow> {
+    conn.immediate_transaction(|conn| {
+        let row = diesel::insert_into(queues::table)
+            .values(queue)
+            .returning(QueueRow::as_returning())
+            .get_result(conn)
+            .map_err(|e| conflict_on_unique(e, || format!("queue {:?} exists already", queue.id)))?;
+        for (position, task) in (0i32..).zip(new_tasks) {
+            diesel::insert_into(tasks::table)
+                .values((
+                    tasks::id.eq(&task.id),
+                    tasks::queue_id.eq(&queue.id),
+                    tasks::position.eq(position),
+                    tasks::scenario.eq(&task.scenario),
+                ))
+                .execute(conn)
+                .map_err(|e| conflict_on_unique(e, || format!("task {:?} exists already", task.id)))?;
+        }
+        Ok(row)
+    })
+}
+
+/// One queue, without its tasks.
+pub fn get_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<QueueRow>> {
+    Ok(queues::table
+        .filter(queues::id.eq(id))
+        .select(QueueRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+fn require_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<QueueRow> {
+    get_queue(conn, id)?.ok_or_else(|| StoreError::not_found("queue", id))
+}
+
+/// One queue with its tasks and their test cases, in order.
+pub fn queue_detail(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<QueueDetail>> {
+    let Some(queue) = get_queue(conn, id)? else {
+        return Ok(None);
+    };
+    let task_rows = tasks_of(conn, &[queue.id.as_str()])?;
+    let ids: Vec<&str> = task_rows.iter().map(|t| t.id.as_str()).collect();
+    let mut cases = cases_by_task(conn, &ids)?;
+    let tasks = task_rows
+        .into_iter()
+        .map(|t| {
+            let c = cases.remove(&t.id).unwrap_or_default();
+            (t, c)
+        })
+        .collect();
+    Ok(Some(QueueDetail { queue, tasks }))
+}
+
+/// The tasks of these queues, by queue then position.
+pub fn tasks_of(conn: &mut SqliteConnection, queue_ids: &[&str]) -> StoreResult<Vec<TaskRow>> {
+    Ok(tasks::table
+        .filter(tasks::queue_id.eq_any(queue_ids))
+        .order((tasks::queue_id, tasks::position))
+        .select(TaskRow::as_select())
+        .load(conn)?)
+}
+
+fn cases_by_task(
+    conn: &mut SqliteConnection,
+    task_ids: &[&str],
+) -> StoreResult<HashMap<String, Vec<TestCaseRow>>> {
+    let rows = test_cases::table
+        .filter(test_cases::task_id.eq_any(task_ids))
+        .order(test_cases::id)
+        .select(TestCaseRow::as_select())
+        .load(conn)?;
+    let mut by_task: HashMap<String, Vec<TestCaseRow>> = HashMap::new();
+    for row in rows {
+        by_task.entry(row.task_id.clone()).or_default().push(row);
+    }
+    Ok(by_task)
+}
+
+/// One task with its test cases.
+pub fn get_task(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> StoreResult<Option<(TaskRow, Vec<TestCaseRow>)>> {
+    let Some(task) = tasks::table
+        .find(id)
+        .select(TaskRow::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let cases = cases_by_task(conn, &[id])?.remove(id).unwrap_or_default();
+    Ok(Some((task, cases)))
+}
+
+/// A page of queues, newest first. Pages follow `seq`, which only grows, so
+/// queues created while a client pages are neither skipped nor repeated.
+pub fn list_queues(conn: &mut SqliteConnection, filter: &QueueFilter) -> StoreResult<QueuePage> {
+    let limit = filter.limit.clamp(1, MAX_PAGE);
+    let mut query = queues::table.select(QueueRow::as_select()).into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(queues::status.eq(status.as_str()));
+    }
+    if let Some(owner) = &filter.owner {
+        query = query.filter(queues::owner.eq(owner));
+    }
+    if let Some(branch) = &filter.branch {
+        query = query.filter(queues::branch.eq(branch));
+    }
+    if let Some(before) = filter.before {
+        query = query.filter(queues::seq.lt(before));
+    }
+    let mut items: Vec<QueueRow> = query
+        .order(queues::seq.desc())
+        .limit(limit + 1)
+        .load(conn)?;
+    let next = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|q| q.seq)
+    } else {
+        None
+    };
+    Ok(QueuePage { items, next })
+}
+
+/// A waiting queue's place in line (1 = next to run), `None` otherwise.
+pub fn queue_position(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<i64>> {
+    let q = require_queue(conn, id)?;
+    if q.status() != Status::Waiting {
+        return Ok(None);
+    }
+    let ahead: i64 = queues::table
+        .filter(queues::status.eq(Status::Waiting.as_str()))
+        .filter(
+            queues::priority
+                .gt(q.priority)
+                .or(queues::priority.eq(q.priority).and(queues::seq.lt(q.seq))),
+        )
+        .select(count_star())
+        .first(conn)?;
+    Ok(Some(ahead + 1))
+}
+
+/// Queues by status, for metrics.
+pub fn count_by_status(conn: &mut SqliteConnection) -> StoreResult<Vec<(Status, i64)>> {
+    let rows: Vec<(String, i64)> = queues::table
+        .group_by(queues::status)
+        .select((queues::status, count_star()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(s, n)| s.parse().ok().map(|s| (s, n)))
+        .collect())
+}
+
+/// Claims the next waiting queue for `worker_id`, highest priority first,
+/// then oldest: one `UPDATE ... WHERE seq = (SELECT ...) RETURNING`, so two
+/// workers can never claim the same queue.
+pub fn claim_next(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<Option<QueueRow>> {
+    let to = transition(Kind::Queue, Status::Waiting, Status::Running)?;
+    let next = queues::table
+        .filter(queues::status.eq(Status::Waiting.as_str()))
+        .order((queues::priority.desc(), queues::seq.asc()))
+        .select(queues::seq)
+        .limit(1)
+        .single_value();
+    Ok(diesel::update(
+        queues::table
+            .filter(queues::seq.nullable().eq(next))
+            .filter(queues::status.eq(Status::Waiting.as_str())),
+    )
+    .set((
+        queues::status.eq(to.as_str()),
+        queues::worker_id.eq(worker_id),
+        queues::started_at.eq(now()),
+    ))
+    .returning(QueueRow::as_returning())
+    .get_result(conn)
+    .optional()?)
+}
+
+/// Asks for a queue to stop. A waiting queue is aborted at once (its tasks
+/// become `skipped`); a running one gets `abort_reason`, which its worker
+/// polls; a second request keeps the first reason.
+pub fn request_abort(
+    conn: &mut SqliteConnection,
+    id: &str,
+    reason: &str,
+) -> StoreResult<AbortOutcome> {
+    conn.immediate_transaction(|conn| {
+        let q = require_queue(conn, id)?;
+        match q.status() {
+            Status::Waiting => {
+                let row = finish_queue_in(conn, q, Status::Aborted, reason)?;
+                Ok(AbortOutcome::Aborted(row))
+            }
+            Status::Running => {
+                let row = diesel::update(queues::table.filter(queues::id.eq(id)))
+                    .set(queues::abort_reason.eq(q.abort_reason.as_deref().unwrap_or(reason)))
+                    .returning(QueueRow::as_returning())
+                    .get_result(conn)?;
+                Ok(AbortOutcome::Requested(row))
+            }
+            _ => Ok(AbortOutcome::AlreadyFinal(q)),
+        }
+    })
+}
+
+/// The abort requested of a running queue, if any: what the worker polls.
+pub fn abort_reason(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<String>> {
+    Ok(queues::table
+        .filter(queues::id.eq(id))
+        .select(queues::abort_reason)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// Records the commit a running queue's branch resolved to.
+pub fn set_commit(conn: &mut SqliteConnection, id: &str, sha: &str) -> StoreResult<()> {
+    let n = diesel::update(queues::table.filter(queues::id.eq(id)))
+        .set(queues::commit_sha.eq(sha))
+        .execute(conn)?;
+    found(n, "queue", id)
+}
+
+/// Records (or clears) the process group a queue's current child runs in.
+pub fn set_pgid(conn: &mut SqliteConnection, id: &str, pgid: Option<i32>) -> StoreResult<()> {
+    let n = diesel::update(queues::table.filter(queues::id.eq(id)))
+        .set(queues::pgid.eq(pgid))
+        .execute(conn)?;
+    found(n, "queue", id)
+}
+
+fn found(rows: usize, what: &'static str, id: &str) -> StoreResult<()> {
+    if rows == 0 {
+        Err(StoreError::not_found(what, id))
+    } else {
+        Ok(())
+    }
+}
+
+/// Ends a queue: `running` → a final status (or `waiting` → `aborted`).
+/// Tasks that are still running end with the same status and reason; tasks
+/// never reached become `skipped`.
+pub fn finish_queue(
+    conn: &mut SqliteConnection,
+    id: &str,
+    to: Status,
+    reason: &str,
+) -> StoreResult<QueueRow> {
+    conn.immediate_transaction(|conn| {
+        let q = require_queue(conn, id)?;
+        finish_queue_in(conn, q, to, reason)
+    })
+}
+
+fn finish_queue_in(
+    conn: &mut SqliteConnection,
+    q: QueueRow,
+    to: Status,
+    reason: &str,
+) -> StoreResult<QueueRow> {
+    let to = transition(Kind::Queue, q.status(), to)?;
+    let at = now();
+    let reason = (!reason.is_empty()).then_some(reason);
+    for task in tasks_of(conn, &[q.id.as_str()])? {
+        let task_to = match task.status() {
+            Status::Waiting => Status::Skipped,
+            Status::Running => to,
+            _ => continue,
+        };
+        let task_reason = match task_to {
+            Status::Skipped => Some("not reached"),
+            _ => reason,
+        };
+        set_task_status(conn, &task, task_to, task_reason, at)?;
+    }
+    Ok(diesel::update(queues::table.filter(queues::id.eq(&q.id)))
+        .set((
+            queues::status.eq(to.as_str()),
+            queues::status_reason.eq(reason),
+            queues::finished_at.eq(at),
+            queues::pgid.eq(None::<i32>),
+        ))
+        .returning(QueueRow::as_returning())
+        .get_result(conn)?)
+}
+
+fn set_task_status(
+    conn: &mut SqliteConnection,
+    task: &TaskRow,
+    to: Status,
+    reason: Option<&str>,
+    at: NaiveDateTime,
+) -> StoreResult<TaskRow> {
+    let to = transition(Kind::Task, task.status(), to)?;
+    let (started, finished) = if to == Status::Running {
+        (Some(at), None)
+    } else {
+        (task.started_at, Some(at))
+    };
+    Ok(diesel::update(tasks::table.find(&task.id))
+        .set((
+            tasks::status.eq(to.as_str()),
+            tasks::status_reason.eq(reason),
+            tasks::started_at.eq(started),
+            tasks::finished_at.eq(finished),
+        ))
+        .returning(TaskRow::as_returning())
+        .get_result(conn)?)
+}
+
+/// Moves a task to `to` through the status machine (`waiting` → `running`
+/// when the worker starts it, `running` → a final status when it ends).
+pub fn set_task(
+    conn: &mut SqliteConnection,
+    task_id: &str,
+    to: Status,
+    reason: Option<&str>,
+) -> StoreResult<TaskRow> {
+    conn.immediate_transaction(|conn| {
+        let task = tasks::table
+            .find(task_id)
+            .select(TaskRow::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| StoreError::not_found("task", task_id))?;
+        set_task_status(conn, &task, to, reason, now())
+    })
+}
+
+/// Records one test result (a scenario's `<test>` or a Unity case) and
+/// updates the task's counters. Recording the same name again replaces it.
+pub fn record_test_case(
+    conn: &mut SqliteConnection,
+    task_id: &str,
+    case: &NewTestCase,
+) -> StoreResult<()> {
+    let status = match case.status {
+        s @ (Status::Passed | Status::Failed | Status::Error | Status::Skipped) => s,
+        other => {
+            return Err(StoreError::Conflict(format!(
+                "a test case cannot be {other}"
+            )));
+        }
+    };
+    let duration = case.duration_ms.map(|ms| i32::try_from(ms).unwrap_or(i32::MAX));
+    conn.immediate_transaction(|conn| {
+        diesel::insert_into(test_cases::table)
+            .values((
+                test_cases::task_id.eq(task_id),
+                test_cases::name.eq(&case.name),
+                test_cases::status.eq(status.as_str()),
+                test_cases::duration_ms.eq(duration),
+                test_cases::message.eq(&case.message),
+            ))
+            .on_conflict((test_cases::task_id, test_cases::name))
+            .do_update()
+            .set((
+                test_cases::status.eq(status.as_str()),
+                test_cases::duration_ms.eq(duration),
+                test_cases::message.eq(&case.message),
+            ))
+            .execute(conn)
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    _,
+                ) => StoreError::not_found("task", task_id),
+                other => other.into(),
+            })?;
+        diesel::sql_query(
+            "UPDATE tasks SET \
+               passed  = (SELECT count(*) FROM test_cases WHERE task_id = ?1 AND status = 'passed'), \
+               failed  = (SELECT count(*) FROM test_cases WHERE task_id = ?1 AND status IN ('failed', 'error')), \
+               skipped = (SELECT count(*) FROM test_cases WHERE task_id = ?1 AND status = 'skipped') \
+             WHERE id = ?1",
+        )
+        .bind::<diesel::sql_types::Text, _>(task_id)
+        .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Deletes a queue with its tasks and test cases. A running queue is a
+/// [`StoreError::Conflict`]: abort it first. Returns the deleted row so the
+/// caller can remove `queues/<id>/`.
+pub fn delete_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<QueueRow> {
+    conn.immediate_transaction(|conn| {
+        let q = require_queue(conn, id)?;
+        if q.status() == Status::Running {
+            return Err(StoreError::Conflict(format!(
+                "queue {id:?} is running: abort it first"
+            )));
+        }
+        diesel::delete(queues::table.filter(queues::id.eq(id))).execute(conn)?;
+        Ok(q)
+    })
+}
+
+/// Running queues of a worker.
+pub fn running_queues(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<Vec<QueueRow>> {
+    Ok(queues::table
+        .filter(queues::status.eq(Status::Running.as_str()))
+        .filter(queues::worker_id.eq(worker_id))
+        .order(queues::seq)
+        .select(QueueRow::as_select())
+        .load(conn)?)
+}
+
+/// Marks lost queues `error` "worker lost" in one transaction and returns
+/// them as they were (with their `pgid`), so the caller can kill what is left
+/// of their processes. A queue is lost when it runs on a worker whose
+/// heartbeat is older than `lost_after` (or that is not registered), or on
+/// worker `me` but was started before `me_started` (an earlier run of the
+/// same worker id).
+pub fn mark_lost(
+    conn: &mut SqliteConnection,
+    me: &str,
+    me_started: NaiveDateTime,
+    lost_after: Duration,
+) -> StoreResult<Vec<QueueRow>> {
+    let stale_before = now() - chrono::Duration::from_std(lost_after).unwrap_or(chrono::Duration::MAX);
+    conn.immediate_transaction(|conn| {
+        let live: Vec<String> = workers::table
+            .filter(workers::last_seen.ge(stale_before))
+            .select(workers::id)
+            .load(conn)?;
+        let running: Vec<QueueRow> = queues::table
+            .filter(queues::status.eq(Status::Running.as_str()))
+            .select(QueueRow::as_select())
+            .load(conn)?;
+        let mut lost = Vec::new();
+        for q in running {
+            let is_lost = match q.worker_id.as_deref() {
+                Some(w) if w == me => q.started_at.is_none_or(|s| s < me_started),
+                Some(w) => !live.iter().any(|l| l == w),
+                None => true,
+            };
+            if is_lost {
+                finish_queue_in(conn, q.clone(), Status::Error, "worker lost")?;
+                lost.push(q);
+            }
+        }
+        Ok(lost)
+    })
+}
