@@ -139,8 +139,9 @@ mod tests {
         journal_mode: String,
     }
 
-    fn pragma(conn: &mut SqliteConnection, name: &str) -> i64 {
-        diesel::sql_query(format!("SELECT {name} AS value FROM pragma_{name}"))
+    /// Reads an integer pragma; `column` is the name SQLite gives its value.
+    fn pragma(conn: &mut SqliteConnection, name: &str, column: &str) -> i64 {
+        diesel::sql_query(format!("SELECT {column} AS value FROM pragma_{name}"))
             .get_result::<Value>(conn)
             .unwrap()
             .value
@@ -153,9 +154,9 @@ mod tests {
         // Hold several connections at once so that each is a separate one.
         let mut conns: Vec<_> = (0..3).map(|_| pool.get().unwrap()).collect();
         for conn in &mut conns {
-            assert_eq!(pragma(conn, "foreign_keys"), 1);
-            assert_eq!(pragma(conn, "busy_timeout"), 5000);
-            assert_eq!(pragma(conn, "synchronous"), 1, "NORMAL");
+            assert_eq!(pragma(conn, "foreign_keys", "foreign_keys"), 1);
+            assert_eq!(pragma(conn, "busy_timeout", "timeout"), 5000);
+            assert_eq!(pragma(conn, "synchronous", "synchronous"), 1, "NORMAL");
             let mode = diesel::sql_query("PRAGMA journal_mode")
                 .get_result::<Mode>(&mut **conn)
                 .unwrap();

@@ -39,14 +39,20 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn not_found(what: &'static str, id: impl Into<String>) -> Self {
-        Self::NotFound { what, id: id.into() }
+        Self::NotFound {
+            what,
+            id: id.into(),
+        }
     }
 }
 
 impl From<DieselError> for StoreError {
     fn from(e: DieselError) -> Self {
         match &e {
-            DieselError::NotFound => Self::NotFound { what: "row", id: String::new() },
+            DieselError::NotFound => Self::NotFound {
+                what: "row",
+                id: String::new(),
+            },
             DieselError::DatabaseError(_, info)
                 if info.message().contains("database is locked")
                     || info.message().contains("database is busy") =>

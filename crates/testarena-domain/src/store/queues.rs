@@ -59,7 +59,9 @@ pub fn create_queue(
             .values(queue)
             .returning(QueueRow::as_returning())
             .get_result(conn)
-            .map_err(|e| conflict_on_unique(e, || format!("queue {:?} exists already", queue.id)))?;
+            .map_err(|e| {
+                conflict_on_unique(e, || format!("queue {:?} exists already", queue.id))
+            })?;
         for (position, task) in (0i32..).zip(new_tasks) {
             diesel::insert_into(tasks::table)
                 .values((
@@ -69,7 +71,9 @@ pub fn create_queue(
                     tasks::scenario.eq(&task.scenario),
                 ))
                 .execute(conn)
-                .map_err(|e| conflict_on_unique(e, || format!("task {:?} exists already", task.id)))?;
+                .map_err(|e| {
+                    conflict_on_unique(e, || format!("task {:?} exists already", task.id))
+                })?;
         }
         Ok(row)
     })
@@ -213,25 +217,27 @@ pub fn count_by_status(conn: &mut SqliteConnection) -> StoreResult<Vec<(Status, 
 /// workers can never claim the same queue.
 pub fn claim_next(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<Option<QueueRow>> {
     let to = transition(Kind::Queue, Status::Waiting, Status::Running)?;
-    let next = queues::table
+    // The subquery reads the table the update writes: SQL needs it aliased.
+    let waiting = diesel::alias!(queues as waiting);
+    let next = waiting
+        .filter(waiting.field(queues::status).eq(Status::Waiting.as_str()))
+        .order((
+            waiting.field(queues::priority).desc(),
+            waiting.field(queues::seq).asc(),
+        ))
+        .select(waiting.field(queues::seq))
+        .limit(1);
+    Ok(diesel::update(queues::table)
+        .filter(queues::seq.eq_any(next))
         .filter(queues::status.eq(Status::Waiting.as_str()))
-        .order((queues::priority.desc(), queues::seq.asc()))
-        .select(queues::seq)
-        .limit(1)
-        .single_value();
-    Ok(diesel::update(
-        queues::table
-            .filter(queues::seq.nullable().eq(next))
-            .filter(queues::status.eq(Status::Waiting.as_str())),
-    )
-    .set((
-        queues::status.eq(to.as_str()),
-        queues::worker_id.eq(worker_id),
-        queues::started_at.eq(now()),
-    ))
-    .returning(QueueRow::as_returning())
-    .get_result(conn)
-    .optional()?)
+        .set((
+            queues::status.eq(to.as_str()),
+            queues::worker_id.eq(worker_id),
+            queues::started_at.eq(now()),
+        ))
+        .returning(QueueRow::as_returning())
+        .get_result(conn)
+        .optional()?)
 }
 
 /// Asks for a queue to stop. A waiting queue is aborted at once (its tasks
@@ -400,7 +406,9 @@ pub fn record_test_case(
             )));
         }
     };
-    let duration = case.duration_ms.map(|ms| i32::try_from(ms).unwrap_or(i32::MAX));
+    let duration = case
+        .duration_ms
+        .map(|ms| i32::try_from(ms).unwrap_or(i32::MAX));
     conn.immediate_transaction(|conn| {
         diesel::insert_into(test_cases::table)
             .values((
@@ -476,7 +484,8 @@ pub fn mark_lost(
     me_started: NaiveDateTime,
     lost_after: Duration,
 ) -> StoreResult<Vec<QueueRow>> {
-    let stale_before = now() - chrono::Duration::from_std(lost_after).unwrap_or(chrono::Duration::MAX);
+    let stale_before =
+        now() - chrono::Duration::from_std(lost_after).unwrap_or(chrono::Duration::MAX);
     conn.immediate_transaction(|conn| {
         let live: Vec<String> = workers::table
             .filter(workers::last_seen.ge(stale_before))

@@ -152,7 +152,10 @@ pub fn get_token(conn: &mut SqliteConnection, id: i32) -> StoreResult<Option<Tok
 }
 
 /// Tokens of one user, or of everyone, newest first.
-pub fn list_tokens(conn: &mut SqliteConnection, user_id: Option<i32>) -> StoreResult<Vec<TokenRow>> {
+pub fn list_tokens(
+    conn: &mut SqliteConnection,
+    user_id: Option<i32>,
+) -> StoreResult<Vec<TokenRow>> {
     let mut query = api_tokens::table.select(TokenRow::as_select()).into_boxed();
     if let Some(user_id) = user_id {
         query = query.filter(api_tokens::user_id.eq(user_id));

@@ -1,0 +1,43 @@
+# Shared helpers for TestArena's scripts. Source it; don't run it.
+# shellcheck shell=bash
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "error: need root (or sudo) to run: $*" >&2
+        return 1
+    fi
+}
+
+# Installs the Debian packages that are not installed yet; does nothing
+# (and needs no root) when all are present.
+ensure_packages() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "==> installing ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Makes sure cargo is on PATH.
+ensure_cargo() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    command -v cargo >/dev/null 2>&1 || {
+        echo "error: cargo not found; install a Rust toolchain (rustup) first" >&2
+        return 1
+    }
+}
+
+# Packages the build needs: a C compiler, pkg-config and OpenSSL headers
+# (git2's HTTPS and SSH transports). SQLite is compiled in.
+BUILD_PACKAGES=(build-essential pkg-config libssl-dev git)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every check of TestArena: installs what the tests need, then
+# formatting, lints, the schema check and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+ensure_cargo
+ensure_packages "${BUILD_PACKAGES[@]}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "schema.rs matches the migrations"
+bash scripts/check-schema.sh
+
+step "cargo test"
+cargo test --workspace --locked
