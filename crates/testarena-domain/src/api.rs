@@ -120,7 +120,10 @@ impl Queue {
         }
     }
 
-    pub fn with_tasks<'a>(mut self, tasks: impl IntoIterator<Item = (&'a TaskRow, &'a [TestCaseRow])>) -> Self {
+    pub fn with_tasks<'a>(
+        mut self,
+        tasks: impl IntoIterator<Item = (&'a TaskRow, &'a [TestCaseRow])>,
+    ) -> Self {
         self.tasks = tasks
             .into_iter()
             .map(|(t, cases)| Task::from_rows(t, cases))
@@ -439,7 +442,13 @@ mod tests {
     fn create_queue_keeps_task_order_and_refuses_duplicates() {
         let body = r#"{"branch":"main","tasks":{"z":"a.xml","a":"b.xml","m":"c.xml"}}"#;
         let q: CreateQueue = serde_json::from_str(body).unwrap();
-        let ids: Vec<_> = q.tasks.as_ref().unwrap().iter().map(|(k, _)| k.as_str()).collect();
+        let ids: Vec<_> = q
+            .tasks
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
         assert_eq!(ids, ["z", "a", "m"]);
         let round = serde_json::to_string(&q).unwrap();
         assert_eq!(round, body);
@@ -468,9 +477,15 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug() {
-        let login = Login { username: "ann".into(), password: "hunter22".into() };
+        let login = Login {
+            username: "ann".into(),
+            password: "hunter22".into(),
+        };
         assert!(!format!("{login:?}").contains("hunter22"));
-        let update = UpdateUser { password: Some("hunter22".into()), ..Default::default() };
+        let update = UpdateUser {
+            password: Some("hunter22".into()),
+            ..Default::default()
+        };
         assert!(!format!("{update:?}").contains("hunter22"));
     }
 }

@@ -55,7 +55,8 @@ impl Home {
 
     /// `queues/<queue_id>/tasks/<task_id>/<test>.html`.
     pub fn test_html(&self, queue_id: &str, task_id: &str, test: &str) -> PathBuf {
-        self.task_dir(queue_id, task_id).join(format!("{test}.html"))
+        self.task_dir(queue_id, task_id)
+            .join(format!("{test}.html"))
     }
 
     /// `work/<queue_id>/`: the checkout and build, removed when the queue ends.
@@ -81,9 +82,18 @@ mod tests {
     #[test]
     fn layout_matches_the_design() {
         let home = Home::new("/testarena");
-        assert_eq!(home.queue_log("q1"), Path::new("/testarena/queues/q1/queue.log"));
-        assert_eq!(home.build_log("q1"), Path::new("/testarena/queues/q1/build.log"));
-        assert_eq!(home.junit("q1"), Path::new("/testarena/queues/q1/junit.xml"));
+        assert_eq!(
+            home.queue_log("q1"),
+            Path::new("/testarena/queues/q1/queue.log")
+        );
+        assert_eq!(
+            home.build_log("q1"),
+            Path::new("/testarena/queues/q1/build.log")
+        );
+        assert_eq!(
+            home.junit("q1"),
+            Path::new("/testarena/queues/q1/junit.xml")
+        );
         assert_eq!(
             home.test_log("q1", "t1", "unit"),
             Path::new("/testarena/queues/q1/tasks/t1/unit.log")

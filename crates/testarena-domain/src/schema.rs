@@ -87,10 +87,5 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(test_cases -> tasks (task_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    api_tokens,
-    queues,
-    tasks,
-    test_cases,
-    users,
-    workers,
+    api_tokens, queues, tasks, test_cases, users, workers,
 );

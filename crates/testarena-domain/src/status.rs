@@ -158,7 +158,10 @@ mod tests {
                     let got = transition(kind, from, to);
                     assert_eq!(got.is_ok(), expected, "{kind} {from} -> {to}");
                     if let Err(e) = got {
-                        assert_eq!(e.to_string(), format!("illegal {kind} status change: {from} -> {to}"));
+                        assert_eq!(
+                            e.to_string(),
+                            format!("illegal {kind} status change: {from} -> {to}")
+                        );
                     }
                     checked += 1;
                 }
@@ -182,8 +185,14 @@ mod tests {
     fn names_round_trip() {
         for status in Status::ALL {
             assert_eq!(status.as_str().parse::<Status>(), Ok(status));
-            assert_eq!(serde_json::to_string(&status).ok(), Some(format!("\"{status}\"")));
+            assert_eq!(
+                serde_json::to_string(&status).ok(),
+                Some(format!("\"{status}\""))
+            );
         }
-        assert_eq!("Running".parse::<Status>(), Err(UnknownStatus("Running".into())));
+        assert_eq!(
+            "Running".parse::<Status>(),
+            Err(UnknownStatus("Running".into()))
+        );
     }
 }
