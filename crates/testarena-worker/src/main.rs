@@ -1,0 +1,3 @@
+//! `testarena-worker`: the worker daemon's entry point.
+
+fn main() {}
