@@ -11,6 +11,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod git;
+pub mod junit;
 pub mod models;
 pub mod paths;
 pub mod scenario;

@@ -510,3 +510,30 @@ pub fn mark_lost(
         Ok(lost)
     })
 }
+
+/// Count and total run time of finished queues and recorded tests, by
+/// status, for metrics.
+#[derive(Debug, Clone, PartialEq, diesel::QueryableByName)]
+pub struct DurationStat {
+    /// `queue` or `test`.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub sum_s: f64,
+}
+
+pub fn duration_stats(conn: &mut SqliteConnection) -> StoreResult<Vec<DurationStat>> {
+    Ok(diesel::sql_query(
+        "SELECT 'queue' AS kind, status, count(*) AS count, \
+                coalesce(sum((julianday(finished_at) - julianday(started_at)) * 86400.0), 0.0) AS sum_s \
+           FROM queues WHERE finished_at IS NOT NULL AND started_at IS NOT NULL GROUP BY status \
+         UNION ALL \
+         SELECT 'test', status, count(*), coalesce(sum(duration_ms) / 1000.0, 0.0) \
+           FROM test_cases WHERE duration_ms IS NOT NULL GROUP BY status",
+    )
+    .load(conn)?)
+}

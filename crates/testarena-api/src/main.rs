@@ -1,0 +1,137 @@
+//! `testarena-app`: the API server, and the operator's sub-commands.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use testarena_api::serve;
+use testarena_domain::config::Config;
+use testarena_domain::{db, secret, store, telemetry, validate};
+
+#[derive(Debug, Parser)]
+#[command(name = "testarena-app", version, about = "TestArena's API server and dashboard")]
+struct Cli {
+    /// The config file (else $TESTARENA_CONFIG, else /etc/testarena/config.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API and the dashboard (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate the config and print the effective config.
+    CheckConfig,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (required: never from argv).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Set a user's password, read from standard input.
+    Passwd {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user: their tokens, sessions and Basic auth stop working at once.
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init();
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let listen = config.server.listen.clone();
+            let state = serve::prepare(config)?;
+            let listener = std::net::TcpListener::bind(&listen)
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            actix_web::rt::System::new().block_on(serve::run(state, listener))
+        }
+        Command::Migrate => {
+            let path = config.database_path();
+            let pool = db::open_pool(&path, 1)?;
+            let applied = db::run_migrations(&mut *pool.get()?)?;
+            println!("{applied} migration(s) applied to {}", path.display());
+            Ok(())
+        }
+        Command::CheckConfig => {
+            print!("{}", config.to_toml());
+            eprintln!("config OK");
+            Ok(())
+        }
+        Command::User(cmd) => user(&config, cmd),
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin().take(4096).read_to_string(&mut input)?;
+    let password = input.lines().next().unwrap_or("").to_owned();
+    validate::password("password", &password)?;
+    Ok(password)
+}
+
+fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let pool = db::open_migrated(&config.database_path(), 1)?;
+    let mut conn = pool.get()?;
+    let find = |conn: &mut db::SqliteConnection, name: &str| -> anyhow::Result<_> {
+        store::user_by_name(conn, name)?.with_context(|| format!("no user {name:?}"))
+    };
+    match cmd {
+        UserCommand::Add { name, admin, .. } => {
+            validate::username("username", &name)?;
+            let hash = secret::hash_password(&read_password()?)?;
+            let user = store::create_user(&mut conn, &name, &hash, admin)?;
+            println!("created user {} (id {}){}", user.username, user.id, if admin { ", admin" } else { "" });
+        }
+        UserCommand::Passwd { name, .. } => {
+            let user = find(&mut conn, &name)?;
+            let hash = secret::hash_password(&read_password()?)?;
+            let changes = store::UserChanges { password_hash: Some(hash), ..Default::default() };
+            store::update_user(&mut conn, user.id, &changes)?;
+            println!("password of {name} changed");
+        }
+        UserCommand::List => {
+            println!("{:<6} {:<24} {:<6} {:<9} created", "id", "username", "admin", "disabled");
+            for u in store::list_users(&mut conn)? {
+                println!("{:<6} {:<24} {:<6} {:<9} {}", u.id, u.username, u.is_admin, u.disabled, u.created_at.and_utc().to_rfc3339());
+            }
+        }
+        UserCommand::Disable { name } | UserCommand::Enable { name } if name.is_empty() => bail!("no user name"),
+        UserCommand::Disable { name } => {
+            let user = find(&mut conn, &name)?;
+            let changes = store::UserChanges { disabled: Some(true), ..Default::default() };
+            store::update_user(&mut conn, user.id, &changes)?;
+            println!("{name} disabled");
+        }
+        UserCommand::Enable { name } => {
+            let user = find(&mut conn, &name)?;
+            let changes = store::UserChanges { disabled: Some(false), ..Default::default() };
+            store::update_user(&mut conn, user.id, &changes)?;
+            println!("{name} enabled");
+        }
+    }
+    Ok(())
+}

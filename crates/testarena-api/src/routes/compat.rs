@@ -1,0 +1,39 @@
+//! The older systems' paths, as thin aliases of the v1 handlers: same
+//! bodies, same answers.
+//!
+//! | old | v1 |
+//! |---|---|
+//! | `POST /api/queue`, `POST /api/submit_job` | `POST /api/v1/queues` |
+//! | `GET /api/status/{id}` | `GET /api/v1/queues/{id}`, or `GET /api/v1/tasks/{id}` for a task id |
+//! | `GET /api/job/{id}` | `GET /api/v1/queues/{id}` |
+//! | `POST /api/abort/{id}` | `POST /api/v1/queues/{id}/abort` |
+//! | `DELETE /api/delete/{id}` | `DELETE /api/v1/queues/{id}` |
+
+use actix_web::{HttpResponse, web};
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::routes::queues;
+use crate::state::AppState;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/queue", web::post().to(queues::create))
+        .route("/api/submit_job", web::post().to(queues::create))
+        .route("/api/status/{id}", web::get().to(status))
+        .route("/api/job/{id}", web::get().to(queues::get))
+        .route("/api/abort/{id}", web::post().to(queues::abort))
+        .route("/api/delete/{id}", web::delete().to(queues::delete));
+}
+
+/// A queue id answers with the queue; otherwise a task id with the task.
+async fn status(
+    state: web::Data<AppState>,
+    _user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    match queues::load_queue(&state, &id).await {
+        Ok(queue) => Ok(HttpResponse::Ok().json(queue)),
+        Err(ApiError::NotFound(_)) => Ok(HttpResponse::Ok().json(queues::load_task(&state, &id).await?)),
+        Err(e) => Err(e),
+    }
+}

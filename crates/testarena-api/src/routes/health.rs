@@ -1,0 +1,89 @@
+//! `GET /api/v1/health` (no auth) and `GET /metrics` (Prometheus text).
+
+use std::fmt::Write as _;
+
+use actix_web::{HttpResponse, web};
+use testarena_domain::api::{Health, WorkerInfo};
+use testarena_domain::store;
+
+use crate::error::ApiError;
+use crate::metrics::label;
+use crate::state::AppState;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/health", web::get().to(health))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// Health: `ok` with the workers, or 503 `degraded` when the database
+/// cannot be reached.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let workers = state
+        .db(|conn| Ok(store::list_workers(conn)?))
+        .await;
+    let version = env!("CARGO_PKG_VERSION").to_owned();
+    match workers {
+        Ok(workers) => HttpResponse::Ok().json(Health {
+            status: "ok".into(),
+            database: "ok".into(),
+            workers: workers
+                .into_iter()
+                .map(|(w, running)| WorkerInfo::from_row(&w, running))
+                .collect(),
+            version,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "health: database unreachable");
+            HttpResponse::ServiceUnavailable().json(Health {
+                status: "degraded".into(),
+                database: e.to_string(),
+                workers: Vec::new(),
+                version,
+            })
+        }
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let (counts, workers, durations) = state
+        .db(|conn| {
+            Ok((
+                store::count_by_status(conn)?,
+                store::list_workers(conn)?,
+                store::duration_stats(conn)?,
+            ))
+        })
+        .await?;
+    let mut out = String::new();
+    out.push_str("# HELP testarena_queues Queues stored, by status.\n# TYPE testarena_queues gauge\n");
+    for status in testarena_domain::status::Status::ALL {
+        if status.applies_to(testarena_domain::status::Kind::Queue) {
+            let n = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+            let _ = writeln!(out, "testarena_queues{{status=\"{status}\"}} {n}");
+        }
+    }
+    out.push_str("# HELP testarena_queue_duration_seconds Run time of finished queues, by status.\n");
+    out.push_str("# TYPE testarena_queue_duration_seconds summary\n");
+    for d in durations.iter().filter(|d| d.kind == "queue") {
+        let _ = writeln!(out, "testarena_queue_duration_seconds_sum{{status=\"{}\"}} {:.3}", d.status, d.sum_s);
+        let _ = writeln!(out, "testarena_queue_duration_seconds_count{{status=\"{}\"}} {}", d.status, d.count);
+    }
+    out.push_str("# HELP testarena_test_duration_seconds Run time of recorded tests, by status.\n");
+    out.push_str("# TYPE testarena_test_duration_seconds summary\n");
+    for d in durations.iter().filter(|d| d.kind == "test") {
+        let _ = writeln!(out, "testarena_test_duration_seconds_sum{{status=\"{}\"}} {:.3}", d.status, d.sum_s);
+        let _ = writeln!(out, "testarena_test_duration_seconds_count{{status=\"{}\"}} {}", d.status, d.count);
+    }
+    out.push_str("# HELP testarena_worker_heartbeat_age_seconds Seconds since each worker's last heartbeat.\n");
+    out.push_str("# TYPE testarena_worker_heartbeat_age_seconds gauge\n");
+    let now = store::now();
+    for (w, running) in &workers {
+        let age = (now - w.last_seen).num_milliseconds() as f64 / 1000.0;
+        let _ = writeln!(out, "testarena_worker_heartbeat_age_seconds{{worker=\"{}\"}} {age:.3}", label(&w.id));
+        let _ = writeln!(out, "testarena_worker_running{{worker=\"{}\"}} {}", label(&w.id), running.len());
+    }
+    state.metrics.render(&mut out);
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out))
+}

@@ -1,0 +1,22 @@
+//! The routes, one module per resource; each registers itself with `config`.
+
+pub mod compat;
+pub mod health;
+pub mod logs;
+pub mod queues;
+pub mod session;
+pub mod tokens;
+pub mod users;
+
+use actix_web::web;
+
+/// Registers every API route.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::config)
+        .configure(session::config)
+        .configure(queues::config)
+        .configure(logs::config)
+        .configure(tokens::config)
+        .configure(users::config)
+        .configure(compat::config);
+}

@@ -1,0 +1,320 @@
+//! Queues and tasks: create, list, get, abort, delete, rerun, JUnit XML.
+
+use std::time::Instant;
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use testarena_domain::api::{CreateQueue, Page, Queue, Task};
+use testarena_domain::models::QueueDetail;
+use testarena_domain::status::Status;
+use testarena_domain::store::{self, AbortOutcome, QueueFilter};
+use testarena_domain::junit;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::state::{AppState, blocking};
+use crate::submit;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/queues")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        web::resource("/api/v1/queues/{id}")
+            .route(web::get().to(get))
+            .route(web::delete().to(delete)),
+    )
+    .route("/api/v1/queues/{id}/abort", web::post().to(abort))
+    .route("/api/v1/queues/{id}/rerun", web::post().to(rerun))
+    .route("/api/v1/queues/{id}/junit.xml", web::get().to(junit_xml))
+    .route("/api/v1/tasks/{id}", web::get().to(get_task));
+}
+
+type Data = web::Data<AppState>;
+
+/// Refuses ids that could never exist, before they reach a path or a query.
+pub fn checked_id(id: &str) -> Result<&str, ApiError> {
+    if testarena_domain::validate::is_valid_id(id) {
+        Ok(id)
+    } else {
+        Err(ApiError::NotFound(format!("no queue or task {id:?}")))
+    }
+}
+
+/// `POST /api/v1/queues`.
+pub async fn create(
+    state: Data,
+    user: AuthUser,
+    body: web::Json<CreateQueue>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = submit_queue(&state, &user, &body).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/queues/{}", queue.id)))
+        .json(queue))
+}
+
+/// Checks and stores a submission; shared by create, rerun and the
+/// compatibility routes.
+pub async fn submit_queue(
+    state: &Data,
+    user: &AuthUser,
+    req: &CreateQueue,
+) -> Result<Queue, ApiError> {
+    let arrived = Instant::now();
+    let checked = submit::check_fields(&state.config, req, &user.username)?;
+    let config = state.config.clone();
+    let st = state.clone();
+    let checked = blocking(move || {
+        submit::check_repository(&config, &st.fetcher, &checked, arrived)?;
+        Ok(checked)
+    })
+    .await?;
+    let dir = state.home.queue_dir(&checked.queue.id);
+    // The folder exists before the row, so a worker that claims the queue
+    // at once finds it, and a client may list its logs right away.
+    std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+    let (detail, position) = state
+        .db(move |conn| {
+            let row = store::create_queue(conn, &checked.queue, &checked.tasks)?;
+            let detail = store::queue_detail(conn, &row.id)?
+                .ok_or_else(|| ApiError::internal("queue vanished after creation"))?;
+            Ok((detail, store::queue_position(conn, &row.id)?))
+        })
+        .await?;
+    state.metrics.queue_submitted();
+    tracing::info!(queue.id = %detail.queue.id, owner = %user.username, branch = %detail.queue.branch, "queue created");
+    Ok(queue_json(&detail, position))
+}
+
+fn queue_json(detail: &QueueDetail, position: Option<i64>) -> Queue {
+    let mut queue = Queue::from(detail);
+    if queue.status == Status::Waiting {
+        queue.position = position;
+    }
+    queue
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    owner: Option<String>,
+    branch: Option<String>,
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+/// `GET /api/v1/queues`.
+pub async fn list(
+    state: Data,
+    _user: AuthUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let status = q
+        .status
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<Status>()
+                .ok()
+                .filter(|s| s.applies_to(testarena_domain::status::Kind::Queue))
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "status",
+                        "must be one of waiting, running, passed, failed, error, aborted",
+                    )
+                })
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=store::MAX_PAGE).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            format!("must be between 1 and {}", store::MAX_PAGE),
+        ));
+    }
+    let before = q
+        .before
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i32>()
+                .map_err(|_| ApiError::validation("before", "not a cursor from a previous page"))
+        })
+        .transpose()?;
+    let filter = QueueFilter {
+        status,
+        owner: q.owner.filter(|s| !s.is_empty()),
+        branch: q.branch.filter(|s| !s.is_empty()),
+        before,
+        limit,
+    };
+    let page = state
+        .db(move |conn| {
+            let page = store::list_queues(conn, &filter)?;
+            let ids: Vec<&str> = page.items.iter().map(|q| q.id.as_str()).collect();
+            let tasks = store::tasks_of(conn, &ids)?;
+            let waiting_positions = page
+                .items
+                .iter()
+                .filter(|q| q.status() == Status::Waiting)
+                .map(|q| Ok((q.id.clone(), store::queue_position(conn, &q.id)?)))
+                .collect::<Result<std::collections::HashMap<_, _>, ApiError>>()?;
+            let items = page
+                .items
+                .iter()
+                .map(|row| {
+                    let mut queue = Queue::from_row(row).with_tasks(
+                        tasks
+                            .iter()
+                            .filter(|t| t.queue_id == row.id)
+                            .map(|t| (t, &[][..])),
+                    );
+                    queue.position = waiting_positions.get(&row.id).copied().flatten();
+                    queue
+                })
+                .collect();
+            Ok(Page {
+                items,
+                next: page.next.map(|n| n.to_string()),
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// One queue with its tasks and test cases, or 404.
+pub async fn load_queue(state: &Data, id: &str) -> Result<Queue, ApiError> {
+    let id = checked_id(id)?.to_owned();
+    state
+        .db(move |conn| {
+            let detail = store::queue_detail(conn, &id)?
+                .ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
+            let position = store::queue_position(conn, &id)?;
+            Ok(queue_json(&detail, position))
+        })
+        .await
+}
+
+/// `GET /api/v1/queues/{id}`.
+pub async fn get(state: Data, _user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(load_queue(&state, &id).await?))
+}
+
+/// `GET /api/v1/tasks/{id}`.
+pub async fn get_task(state: Data, _user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(load_task(&state, &id).await?))
+}
+
+pub async fn load_task(state: &Data, id: &str) -> Result<Task, ApiError> {
+    let id = checked_id(id)?.to_owned();
+    state
+        .db(move |conn| {
+            let (task, cases) = store::get_task(conn, &id)?
+                .ok_or_else(|| ApiError::NotFound(format!("no task {id:?}")))?;
+            Ok(Task::from_rows(&task, &cases))
+        })
+        .await
+}
+
+/// `POST /api/v1/queues/{id}/abort`: immediate for a waiting queue, a
+/// request the worker acts on for a running one, 409 once final.
+pub async fn abort(state: Data, user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let queue = abort_queue(&state, &user, &id).await?;
+    Ok(HttpResponse::Accepted().json(queue))
+}
+
+pub async fn abort_queue(state: &Data, user: &AuthUser, id: &str) -> Result<Queue, ApiError> {
+    let id = checked_id(id)?.to_owned();
+    let reason = format!("aborted by {}", user.username);
+    let user = user.clone();
+    state
+        .db(move |conn| {
+            let q = store::get_queue(conn, &id)?
+                .ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
+            user.may_change(&q.owner)?;
+            match store::request_abort(conn, &id, &reason)? {
+                AbortOutcome::AlreadyFinal(q) => Err(ApiError::Conflict(format!(
+                    "queue {id:?} has already ended ({})",
+                    q.status
+                ))),
+                AbortOutcome::Aborted(_) | AbortOutcome::Requested(_) => {
+                    tracing::info!(queue.id = %id, by = %user.username, "abort requested");
+                    let detail = store::queue_detail(conn, &id)?
+                        .ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
+                    Ok(queue_json(&detail, None))
+                }
+            }
+        })
+        .await
+}
+
+/// `DELETE /api/v1/queues/{id}`: 409 while running.
+pub async fn delete(state: Data, user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    delete_queue(&state, &user, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn delete_queue(state: &Data, user: &AuthUser, id: &str) -> Result<(), ApiError> {
+    let id = checked_id(id)?.to_owned();
+    let user = user.clone();
+    let dir = state.home.queue_dir(&id);
+    state
+        .db(move |conn| {
+            let q = store::get_queue(conn, &id)?
+                .ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
+            user.may_change(&q.owner)?;
+            store::delete_queue(conn, &id)?;
+            tracing::info!(queue.id = %id, by = %user.username, "queue deleted");
+            Ok(())
+        })
+        .await?;
+    blocking(move || match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ApiError::internal(format!("removing {}: {e}", dir.display()))),
+    })
+    .await
+}
+
+/// `POST /api/v1/queues/{id}/rerun`: a new queue with the same repo,
+/// branch, target, priority, timeout and scenarios, owned by the caller.
+pub async fn rerun(state: Data, user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let old = load_queue(&state, &id).await?;
+    user.may_change(&old.owner)?;
+    let req = CreateQueue {
+        branch: old.branch.clone(),
+        scenarios: Some(old.tasks.iter().map(|t| t.scenario.clone()).collect()),
+        repo: Some(old.repo.clone()),
+        target: Some(old.target.clone()),
+        priority: Some(old.priority),
+        timeout_s: old.timeout_s,
+        ..CreateQueue::default()
+    };
+    let queue = submit_queue(&state, &user, &req).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/queues/{}", queue.id)))
+        .json(queue))
+}
+
+/// `GET /api/v1/queues/{id}/junit.xml`: the worker's file, or the same
+/// document built from the stored results when the file is missing.
+pub async fn junit_xml(state: Data, _user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = checked_id(&id)?.to_owned();
+    let path = state.home.junit(&id);
+    let xml = state
+        .db(move |conn| {
+            let detail = store::queue_detail(conn, &id)?
+                .ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
+            match std::fs::read_to_string(&path) {
+                Ok(xml) if detail.queue.status().is_final() => Ok(xml),
+                _ => Ok(junit::render(&detail)),
+            }
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/xml; charset=utf-8")
+        .body(xml))
+}

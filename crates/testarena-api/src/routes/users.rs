@@ -1,0 +1,112 @@
+//! User administration (admins only): list, create, change, delete.
+
+use actix_web::{HttpResponse, web};
+use testarena_domain::api::{CreateUser, UpdateUser, User};
+use testarena_domain::store::{self, UserChanges};
+use testarena_domain::{secret, validate};
+
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::state::{AppState, blocking};
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/users")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/api/v1/users/{id}")
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    );
+}
+
+async fn hash(password: String) -> Result<String, ApiError> {
+    blocking(move || secret::hash_password(&password).map_err(ApiError::internal)).await
+}
+
+fn user_id(id: &str) -> Result<i32, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound(format!("no user {id:?}")))
+}
+
+async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let users = state.db(|conn| Ok(store::list_users(conn)?)).await?;
+    Ok(HttpResponse::Ok().json(users.iter().map(User::from).collect::<Vec<_>>()))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    admin: Admin,
+    body: web::Json<CreateUser>,
+) -> Result<HttpResponse, ApiError> {
+    let CreateUser { username, password, is_admin } = body.into_inner();
+    validate::username("username", &username)?;
+    validate::password("password", &password)?;
+    let hash = hash(password).await?;
+    let row = state
+        .db(move |conn| Ok(store::create_user(conn, &username, &hash, is_admin)?))
+        .await?;
+    tracing::info!(user = %row.username, by = %admin.0.username, is_admin, "user created");
+    Ok(HttpResponse::Created().json(User::from(&row)))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<String>,
+    body: web::Json<UpdateUser>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&id)?;
+    let UpdateUser { password, is_admin, disabled } = body.into_inner();
+    let password_hash = match password {
+        Some(p) => {
+            validate::password("password", &p)?;
+            Some(hash(p).await?)
+        }
+        None => None,
+    };
+    let changes = UserChanges { password_hash, is_admin, disabled };
+    let row = state
+        .db(move |conn| {
+            conn_keeps_an_admin(conn, id, &changes)?;
+            Ok(store::update_user(conn, id, &changes)?)
+        })
+        .await?;
+    tracing::info!(user = %row.username, by = %admin.0.username, "user changed");
+    Ok(HttpResponse::Ok().json(User::from(&row)))
+}
+
+/// Refuses a change that would leave no enabled admin.
+fn conn_keeps_an_admin(
+    conn: &mut testarena_domain::db::SqliteConnection,
+    id: i32,
+    changes: &UserChanges,
+) -> Result<(), ApiError> {
+    let demotes = changes.is_admin == Some(false) || changes.disabled == Some(true);
+    if !demotes {
+        return Ok(());
+    }
+    let user = store::user_by_id(conn, id)?.ok_or_else(|| ApiError::NotFound(format!("no user {id}")))?;
+    if user.is_admin && !user.disabled && store::count_active_admins(conn)? <= 1 {
+        return Err(ApiError::Conflict("this is the last enabled admin".into()));
+    }
+    Ok(())
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&id)?;
+    let row = state
+        .db(move |conn| {
+            let all = UserChanges { is_admin: Some(false), ..Default::default() };
+            conn_keeps_an_admin(conn, id, &all)?;
+            Ok(store::delete_user(conn, id)?)
+        })
+        .await?;
+    tracing::info!(user = %row.username, by = %admin.0.username, "user deleted");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,41 @@
+//! Starting the server: open and migrate the database, build the state,
+//! bind, and stop gracefully on SIGTERM or Ctrl-C.
+
+use std::net::TcpListener;
+
+use actix_web::{HttpServer, web};
+use anyhow::Context as _;
+use testarena_domain::config::Config;
+use testarena_domain::db;
+
+use crate::{AppState, create_app};
+
+/// Connections in the pool: handlers, event streams and the blocking pool
+/// share them; SQLite serializes writers anyway.
+const POOL_SIZE: u32 = 16;
+
+/// Opens the database (running pending migrations) and builds the state.
+pub fn prepare(config: Config) -> anyhow::Result<web::Data<AppState>> {
+    let path = config.database_path();
+    let pool = db::open_migrated(&path, POOL_SIZE)
+        .with_context(|| format!("opening database {}", path.display()))?;
+    Ok(web::Data::new(AppState::new(config, pool)?))
+}
+
+/// Serves on `listener` until SIGTERM or Ctrl-C.
+pub async fn run(state: web::Data<AppState>, listener: TcpListener) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+    let server = HttpServer::new({
+        let state = state.clone();
+        move || create_app(state.clone())
+    })
+    .workers(workers)
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    tracing::info!(%addr, "testarena-app listening");
+    server.await?;
+    tracing::info!("testarena-app stopped");
+    Ok(())
+}

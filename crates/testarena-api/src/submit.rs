@@ -1,0 +1,196 @@
+//! Checking a queue before anything is stored: the repo and target exist in
+//! the config, the branch exists (fetched through the git mirror), and every
+//! scenario file exists at the branch tip and parses. A typo is a 422 now,
+//! not a queue that errors an hour later.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use testarena_domain::api::CreateQueue;
+use testarena_domain::config::Config;
+use testarena_domain::git::{GitError, Mirror};
+use testarena_domain::models::{NewQueue, NewTask};
+use testarena_domain::scenario::{self, MAX_SCENARIO_BYTES};
+use testarena_domain::{store, validate};
+
+use crate::error::ApiError;
+
+/// How long a submission may wait for the repository to be fetched.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most tasks one queue may have.
+pub const MAX_TASKS: usize = 100;
+/// Priorities outside this range are refused.
+pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
+/// The longest queue timeout a submission may ask for.
+pub const MAX_TIMEOUT_S: i32 = 7 * 24 * 3600;
+
+/// A checked submission, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub queue: NewQueue,
+    pub tasks: Vec<NewTask>,
+}
+
+/// Coalesces mirror fetches: a submission that arrives while another
+/// fetch of the same repository is running waits for the lock, then skips
+/// its own fetch if a fetch *started* after it arrived (that fetch saw
+/// everything pushed before this submission).
+#[derive(Debug, Default)]
+pub struct Fetcher {
+    repos: Mutex<HashMap<String, Arc<Mutex<Option<Instant>>>>>,
+}
+
+impl Fetcher {
+    fn fetch(&self, mirror: &Mirror, name: &str, arrived: Instant) -> Result<(), ApiError> {
+        let slot = {
+            let mut repos = self
+                .repos
+                .lock()
+                .map_err(|_| ApiError::internal("fetcher lock poisoned"))?;
+            repos.entry(name.to_owned()).or_default().clone()
+        };
+        let mut last_started = slot
+            .lock()
+            .map_err(|_| ApiError::internal("fetcher lock poisoned"))?;
+        if last_started.is_some_and(|started| started >= arrived) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        mirror.fetch(FETCH_TIMEOUT).map_err(|e| match e {
+            GitError::Timeout { .. } => {
+                ApiError::Unavailable(format!("fetching repository {name:?} timed out: {e}"))
+            }
+            other => ApiError::Unavailable(format!("cannot fetch repository {name:?}: {other}")),
+        })?;
+        *last_started = Some(started);
+        Ok(())
+    }
+}
+
+/// A new queue id: `YYYYMMDD-HHMMSS-xxxx` (UTC time, 4 random hex digits).
+pub fn new_queue_id() -> String {
+    let [a, b] = testarena_domain::secret::random_bytes::<2>();
+    format!("{}-{a:02x}{b:02x}", chrono::Utc::now().format("%Y%m%d-%H%M%S"))
+}
+
+/// Checks the fields that need no I/O and fills in defaults.
+pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<Checked, ApiError> {
+    validate::branch("branch", &req.branch)?;
+    let repo = config.repo(req.repo.as_deref()).ok_or_else(|| match &req.repo {
+        Some(_) => ApiError::validation("repo", "no such repository in the config"),
+        None => ApiError::validation("repo", "no repository is configured"),
+    })?;
+    let (target, _) = config
+        .target(req.target.as_deref())
+        .ok_or_else(|| ApiError::validation("target", "no such target in the config"))?;
+    let id = match &req.id {
+        Some(id) => {
+            validate::id("id", id)?;
+            id.clone()
+        }
+        None => new_queue_id(),
+    };
+    let tasks: Vec<NewTask> = match (&req.scenarios, &req.tasks) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation("tasks", "give either scenarios or tasks, not both"));
+        }
+        (None, None) => {
+            return Err(ApiError::validation("scenarios", "give at least one scenario"));
+        }
+        (Some(paths), None) => (1..)
+            .zip(paths)
+            .map(|(n, path)| NewTask {
+                id: format!("{id}.{n}"),
+                scenario: path.clone(),
+            })
+            .collect(),
+        (None, Some(pairs)) => pairs
+            .iter()
+            .map(|(task, path)| NewTask {
+                id: task.clone(),
+                scenario: path.clone(),
+            })
+            .collect(),
+    };
+    let field = if req.tasks.is_some() { "tasks" } else { "scenarios" };
+    if tasks.is_empty() {
+        return Err(ApiError::validation(field, "give at least one scenario"));
+    }
+    if tasks.len() > MAX_TASKS {
+        return Err(ApiError::validation(field, format!("at most {MAX_TASKS} tasks per queue")));
+    }
+    for (i, task) in tasks.iter().enumerate() {
+        validate::id(&format!("{field}[{i}].id"), &task.id)?;
+        validate::scenario_path(&format!("{field}[{i}]"), &task.scenario)?;
+    }
+    let priority = req.priority.unwrap_or(0);
+    if !PRIORITY_RANGE.contains(&priority) {
+        return Err(ApiError::validation(
+            "priority",
+            format!("must be between {} and {}", PRIORITY_RANGE.start(), PRIORITY_RANGE.end()),
+        ));
+    }
+    if let Some(t) = req.timeout_s
+        && !(1..=MAX_TIMEOUT_S).contains(&t)
+    {
+        return Err(ApiError::validation(
+            "timeout_s",
+            format!("must be between 1 and {MAX_TIMEOUT_S} seconds"),
+        ));
+    }
+    Ok(Checked {
+        queue: NewQueue {
+            id,
+            repo: repo.name.clone(),
+            branch: req.branch.clone(),
+            target: target.to_owned(),
+            owner: owner.to_owned(),
+            priority,
+            timeout_s: req.timeout_s,
+            created_at: store::now(),
+        },
+        tasks,
+    })
+}
+
+/// Checks the branch and the scenario files against the repository. Blocking
+/// (git2): run it on the blocking pool.
+pub fn check_repository(
+    config: &Config,
+    fetcher: &Fetcher,
+    checked: &Checked,
+    arrived: Instant,
+) -> Result<(), ApiError> {
+    let repo = config
+        .repo(Some(&checked.queue.repo))
+        .ok_or_else(|| ApiError::validation("repo", "no such repository in the config"))?;
+    let mirror = Mirror::new(&config.home.join("cache").join("git"), repo);
+    fetcher.fetch(&mirror, &repo.name, arrived)?;
+    let branch = &checked.queue.branch;
+    let commit = mirror.resolve_branch(branch).map_err(|e| match e {
+        GitError::BranchNotFound { .. } => ApiError::validation(
+            "branch",
+            format!("branch {branch:?} does not exist in {}", repo.name),
+        ),
+        other => ApiError::Unavailable(other.to_string()),
+    })?;
+    let field = |i: usize| format!("scenarios[{i}]");
+    for (i, task) in checked.tasks.iter().enumerate() {
+        let bytes = mirror
+            .read_file(&commit, &task.scenario, MAX_SCENARIO_BYTES)
+            .map_err(|e| match e {
+                GitError::FileNotFound { .. } => ApiError::validation(
+                    field(i),
+                    format!("{} does not exist on branch {branch:?}", task.scenario),
+                ),
+                GitError::NotAFile { .. } | GitError::TooLarge { .. } => {
+                    ApiError::validation(field(i), e.to_string())
+                }
+                other => ApiError::Unavailable(other.to_string()),
+            })?;
+        scenario::parse(&task.scenario, &bytes)
+            .map_err(|e| ApiError::validation(field(i), e.to_string()))?;
+    }
+    Ok(())
+}
