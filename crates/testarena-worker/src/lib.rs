@@ -18,6 +18,8 @@
 //! that fails, a test that times out) are not errors but verdicts recorded
 //! in the database.
 
+pub mod logfile;
+pub mod matcher;
 pub mod process;
 
 use std::path::PathBuf;

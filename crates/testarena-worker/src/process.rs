@@ -188,7 +188,10 @@ pub fn queue_processes(queue_id: &str) -> Vec<i32> {
 /// group id may have been reused by an unrelated process since.
 pub fn group_belongs_to(pgid: i32, queue_id: &str) -> bool {
     let members = group_members(pgid);
-    !members.is_empty() && queue_processes(queue_id).iter().any(|p| members.contains(p))
+    !members.is_empty()
+        && queue_processes(queue_id)
+            .iter()
+            .any(|p| members.contains(p))
 }
 
 /// Stops the process group `pgid` and every process of `queue_id` (either
@@ -306,7 +309,10 @@ mod tests {
             out.extend(piece);
         }
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("q-proc-1\n") && text.contains("err\n"), "{text}");
+        assert!(
+            text.contains("q-proc-1\n") && text.contains("err\n"),
+            "{text}"
+        );
         assert!(child.inner.wait().await.unwrap().success());
     }
 
