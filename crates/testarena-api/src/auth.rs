@@ -245,7 +245,12 @@ pub async fn verify_credentials(
 /// password hash, so changing the password ends every session.
 pub fn session_cookie(state: &AppState, user: &UserRow, secure: bool) -> Cookie<'static> {
     let expires = chrono::Utc::now().timestamp() + SESSION_TTL.as_secs() as i64;
-    let value = format!("{}:{}:{}", user.id, expires, fingerprint(&user.password_hash));
+    let value = format!(
+        "{}:{}:{}",
+        user.id,
+        expires,
+        fingerprint(&user.password_hash)
+    );
     let mut jar = CookieJar::new();
     jar.private_mut(&state.cookie_key)
         .add(Cookie::new(SESSION_COOKIE, value));

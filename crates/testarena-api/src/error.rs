@@ -12,7 +12,7 @@ use testarena_domain::store::StoreError;
 use testarena_domain::validate::ValidationError;
 
 /// What a handler answers when it cannot do what was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
@@ -117,7 +117,9 @@ impl ResponseError for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound { what, id } if id.is_empty() => Self::NotFound(format!("{what} not found")),
+            StoreError::NotFound { what, id } if id.is_empty() => {
+                Self::NotFound(format!("{what} not found"))
+            }
             StoreError::NotFound { what, id } => Self::NotFound(format!("{what} {id:?} not found")),
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::Illegal(t) => Self::Conflict(t.to_string()),
@@ -139,5 +141,15 @@ impl From<ValidationError> for ApiError {
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         Self::Internal(e.to_string())
+    }
+}
+
+/// Extractor errors: the handlers in `lib.rs` already made them `ApiError`s.
+impl From<actix_web::Error> for ApiError {
+    fn from(e: actix_web::Error) -> Self {
+        match e.as_error::<ApiError>() {
+            Some(api) => api.clone(),
+            None => Self::BadRequest(e.to_string()),
+        }
     }
 }

@@ -24,6 +24,11 @@ use futures_util::FutureExt as _;
 use testarena_domain::api::{ErrorBody, ErrorCode};
 
 pub use crate::error::ApiError;
+
+/// A JSON body that is parsed only after authentication: handlers take
+/// `AuthUser` first and this second, so an anonymous request with a bad
+/// body answers 401, not 400. Unwrap it with `?`.
+pub type Body<T> = Result<web::Json<T>, actix_web::Error>;
 pub use crate::state::AppState;
 
 /// The application: every route, the extractor error handlers, request
@@ -44,7 +49,11 @@ pub fn create_app(
     App::new()
         .app_data(state.clone())
         .app_data(web::PayloadConfig::new(limit))
-        .app_data(web::JsonConfig::default().limit(limit).error_handler(json_error))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limit)
+                .error_handler(json_error),
+        )
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .wrap_fn(move |req, srv| {
@@ -54,7 +63,10 @@ pub fn create_app(
             actix_web::dev::Service::call(srv, req).map(move |result| {
                 result.map(|res| {
                     let res = json_errors(res);
-                    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+                    let route = res
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".into());
                     let status = res.status().as_u16();
                     state.metrics.request(&method, &route, status);
                     tracing::info!(
@@ -77,7 +89,11 @@ pub fn create_app(
 }
 
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("no route {} {}", req.method(), req.path())))
+    Err(ApiError::NotFound(format!(
+        "no route {} {}",
+        req.method(),
+        req.path()
+    )))
 }
 
 /// Gives every error answer the JSON error body, including those actix
@@ -106,8 +122,10 @@ fn json_errors(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let message = status.canonical_reason().unwrap_or("error").to_owned();
     res.map_body(|head, body| {
         let _ = body.try_into_bytes();
-        head.headers_mut()
-            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        head.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
         head.headers_mut().remove(header::CONTENT_LENGTH);
         let json = serde_json::to_vec(&ErrorBody::new(code, message, None)).unwrap_or_default();
         BoxBody::new(json)
@@ -116,7 +134,8 @@ fn json_errors(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
 
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api = match &err {
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
             ApiError::PayloadTooLarge(format!("the body is over the limit of {limit} bytes"))
         }
         JsonPayloadError::ContentType => {

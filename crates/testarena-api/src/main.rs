@@ -1,4 +1,8 @@
 //! `testarena-app`: the API server, and the operator's sub-commands.
+#![expect(
+    clippy::print_stdout,
+    reason = "operator sub-commands print their results"
+)]
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -10,7 +14,11 @@ use testarena_domain::config::Config;
 use testarena_domain::{db, secret, store, telemetry, validate};
 
 #[derive(Debug, Parser)]
-#[command(name = "testarena-app", version, about = "TestArena's API server and dashboard")]
+#[command(
+    name = "testarena-app",
+    version,
+    about = "TestArena's API server and dashboard"
+)]
 struct Cli {
     /// The config file (else $TESTARENA_CONFIG, else /etc/testarena/config.toml).
     #[arg(long, global = true)]
@@ -104,31 +112,57 @@ fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
             validate::username("username", &name)?;
             let hash = secret::hash_password(&read_password()?)?;
             let user = store::create_user(&mut conn, &name, &hash, admin)?;
-            println!("created user {} (id {}){}", user.username, user.id, if admin { ", admin" } else { "" });
+            println!(
+                "created user {} (id {}){}",
+                user.username,
+                user.id,
+                if admin { ", admin" } else { "" }
+            );
         }
         UserCommand::Passwd { name, .. } => {
             let user = find(&mut conn, &name)?;
             let hash = secret::hash_password(&read_password()?)?;
-            let changes = store::UserChanges { password_hash: Some(hash), ..Default::default() };
+            let changes = store::UserChanges {
+                password_hash: Some(hash),
+                ..Default::default()
+            };
             store::update_user(&mut conn, user.id, &changes)?;
             println!("password of {name} changed");
         }
         UserCommand::List => {
-            println!("{:<6} {:<24} {:<6} {:<9} created", "id", "username", "admin", "disabled");
+            println!(
+                "{:<6} {:<24} {:<6} {:<9} created",
+                "id", "username", "admin", "disabled"
+            );
             for u in store::list_users(&mut conn)? {
-                println!("{:<6} {:<24} {:<6} {:<9} {}", u.id, u.username, u.is_admin, u.disabled, u.created_at.and_utc().to_rfc3339());
+                println!(
+                    "{:<6} {:<24} {:<6} {:<9} {}",
+                    u.id,
+                    u.username,
+                    u.is_admin,
+                    u.disabled,
+                    u.created_at.and_utc().to_rfc3339()
+                );
             }
         }
-        UserCommand::Disable { name } | UserCommand::Enable { name } if name.is_empty() => bail!("no user name"),
+        UserCommand::Disable { name } | UserCommand::Enable { name } if name.is_empty() => {
+            bail!("no user name")
+        }
         UserCommand::Disable { name } => {
             let user = find(&mut conn, &name)?;
-            let changes = store::UserChanges { disabled: Some(true), ..Default::default() };
+            let changes = store::UserChanges {
+                disabled: Some(true),
+                ..Default::default()
+            };
             store::update_user(&mut conn, user.id, &changes)?;
             println!("{name} disabled");
         }
         UserCommand::Enable { name } => {
             let user = find(&mut conn, &name)?;
-            let changes = store::UserChanges { disabled: Some(false), ..Default::default() };
+            let changes = store::UserChanges {
+                disabled: Some(false),
+                ..Default::default()
+            };
             store::update_user(&mut conn, user.id, &changes)?;
             println!("{name} enabled");
         }

@@ -40,7 +40,9 @@ impl Metrics {
 
     /// Appends the in-process counters in Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP testarena_http_requests_total HTTP requests answered, by route and status.\n");
+        out.push_str(
+            "# HELP testarena_http_requests_total HTTP requests answered, by route and status.\n",
+        );
         out.push_str("# TYPE testarena_http_requests_total counter\n");
         if let Ok(requests) = self.requests.lock() {
             for ((method, route, status), n) in requests.iter() {
@@ -51,16 +53,29 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP testarena_queues_submitted_total Queues created through this app process.\n");
+        out.push_str(
+            "# HELP testarena_queues_submitted_total Queues created through this app process.\n",
+        );
         out.push_str("# TYPE testarena_queues_submitted_total counter\n");
-        let _ = writeln!(out, "testarena_queues_submitted_total {}", self.submitted.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "testarena_queues_submitted_total {}",
+            self.submitted.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP testarena_event_streams Open Server-Sent Events streams.\n");
         out.push_str("# TYPE testarena_event_streams gauge\n");
-        let _ = writeln!(out, "testarena_event_streams {}", self.sse_open.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "testarena_event_streams {}",
+            self.sse_open.load(Ordering::Relaxed)
+        );
     }
 }
 
 /// Escapes a Prometheus label value.
 pub fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -25,7 +25,9 @@ pub fn prepare(config: Config) -> anyhow::Result<web::Data<AppState>> {
 /// Serves on `listener` until SIGTERM or Ctrl-C.
 pub async fn run(state: web::Data<AppState>, listener: TcpListener) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
     let server = HttpServer::new({
         let state = state.clone();
         move || create_app(state.clone())

@@ -71,16 +71,21 @@ impl Fetcher {
 /// A new queue id: `YYYYMMDD-HHMMSS-xxxx` (UTC time, 4 random hex digits).
 pub fn new_queue_id() -> String {
     let [a, b] = testarena_domain::secret::random_bytes::<2>();
-    format!("{}-{a:02x}{b:02x}", chrono::Utc::now().format("%Y%m%d-%H%M%S"))
+    format!(
+        "{}-{a:02x}{b:02x}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S")
+    )
 }
 
 /// Checks the fields that need no I/O and fills in defaults.
 pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<Checked, ApiError> {
     validate::branch("branch", &req.branch)?;
-    let repo = config.repo(req.repo.as_deref()).ok_or_else(|| match &req.repo {
-        Some(_) => ApiError::validation("repo", "no such repository in the config"),
-        None => ApiError::validation("repo", "no repository is configured"),
-    })?;
+    let repo = config
+        .repo(req.repo.as_deref())
+        .ok_or_else(|| match &req.repo {
+            Some(_) => ApiError::validation("repo", "no such repository in the config"),
+            None => ApiError::validation("repo", "no repository is configured"),
+        })?;
     let (target, _) = config
         .target(req.target.as_deref())
         .ok_or_else(|| ApiError::validation("target", "no such target in the config"))?;
@@ -93,10 +98,16 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
     };
     let tasks: Vec<NewTask> = match (&req.scenarios, &req.tasks) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::validation("tasks", "give either scenarios or tasks, not both"));
+            return Err(ApiError::validation(
+                "tasks",
+                "give either scenarios or tasks, not both",
+            ));
         }
         (None, None) => {
-            return Err(ApiError::validation("scenarios", "give at least one scenario"));
+            return Err(ApiError::validation(
+                "scenarios",
+                "give at least one scenario",
+            ));
         }
         (Some(paths), None) => (1..)
             .zip(paths)
@@ -113,12 +124,19 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
             })
             .collect(),
     };
-    let field = if req.tasks.is_some() { "tasks" } else { "scenarios" };
+    let field = if req.tasks.is_some() {
+        "tasks"
+    } else {
+        "scenarios"
+    };
     if tasks.is_empty() {
         return Err(ApiError::validation(field, "give at least one scenario"));
     }
     if tasks.len() > MAX_TASKS {
-        return Err(ApiError::validation(field, format!("at most {MAX_TASKS} tasks per queue")));
+        return Err(ApiError::validation(
+            field,
+            format!("at most {MAX_TASKS} tasks per queue"),
+        ));
     }
     for (i, task) in tasks.iter().enumerate() {
         validate::id(&format!("{field}[{i}].id"), &task.id)?;
@@ -128,7 +146,11 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
     if !PRIORITY_RANGE.contains(&priority) {
         return Err(ApiError::validation(
             "priority",
-            format!("must be between {} and {}", PRIORITY_RANGE.start(), PRIORITY_RANGE.end()),
+            format!(
+                "must be between {} and {}",
+                PRIORITY_RANGE.start(),
+                PRIORITY_RANGE.end()
+            ),
         ));
     }
     if let Some(t) = req.timeout_s

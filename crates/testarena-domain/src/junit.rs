@@ -40,12 +40,20 @@ pub fn render(detail: &QueueDetail) -> String {
             cases
         };
         let count = |s: Status| cases.iter().filter(|c| c.status() == s).count();
-        let (f, e, s) = (count(Status::Failed), count(Status::Error), count(Status::Skipped));
+        let (f, e, s) = (
+            count(Status::Failed),
+            count(Status::Error),
+            count(Status::Skipped),
+        );
         tests += cases.len();
         failures += f;
         errors += e;
         skipped += s;
-        let time: i64 = cases.iter().filter_map(|c| c.duration_ms).map(i64::from).sum();
+        let time: i64 = cases
+            .iter()
+            .filter_map(|c| c.duration_ms)
+            .map(i64::from)
+            .sum();
         let _ = writeln!(
             suites,
             r#"  <testsuite name="{}" id="{}" tests="{}" failures="{f}" errors="{e}" skipped="{s}" time="{}">"#,
@@ -87,7 +95,10 @@ fn write_case(out: &mut String, classname: &str, case: &TestCaseRow) {
     };
     match element {
         Some(element) => {
-            let _ = writeln!(out, ">\n      <{element} message=\"{message}\"/>\n    </testcase>");
+            let _ = writeln!(
+                out,
+                ">\n      <{element} message=\"{message}\"/>\n    </testcase>"
+            );
         }
         None => out.push_str("/>\n"),
     }
@@ -121,7 +132,9 @@ mod tests {
     }
 
     fn detail() -> QueueDetail {
-        let t = chrono::DateTime::from_timestamp(0, 0).unwrap_or_default().naive_utc();
+        let t = chrono::DateTime::from_timestamp(0, 0)
+            .unwrap_or_default()
+            .naive_utc();
         let task = |id: &str, scenario: &str, status: Status, reason: Option<&str>| TaskRow {
             id: id.into(),
             queue_id: "q".into(),
@@ -160,11 +173,23 @@ mod tests {
                     task("q.1", "scenarios/unit.xml", Status::Failed, None),
                     vec![
                         case("unit/a", Status::Passed, None),
-                        case("unit/b", Status::Failed, Some("Expected 42 <Was> 41 \u{1b}[0m & \"x\"")),
+                        case(
+                            "unit/b",
+                            Status::Failed,
+                            Some("Expected 42 <Was> 41 \u{1b}[0m & \"x\""),
+                        ),
                         case("unit/c", Status::Skipped, None),
                     ],
                 ),
-                (task("q.2", "scenarios/smoke.xml", Status::Skipped, Some("not reached")), vec![]),
+                (
+                    task(
+                        "q.2",
+                        "scenarios/smoke.xml",
+                        Status::Skipped,
+                        Some("not reached"),
+                    ),
+                    vec![],
+                ),
             ],
         }
     }
@@ -172,12 +197,26 @@ mod tests {
     #[test]
     fn counts_and_escapes() {
         let xml = render(&detail());
-        assert!(xml.contains(r#"<testsuites name="q" tests="4" failures="1" errors="0" skipped="2">"#), "{xml}");
+        assert!(
+            xml.contains(r#"<testsuites name="q" tests="4" failures="1" errors="0" skipped="2">"#),
+            "{xml}"
+        );
         assert!(xml.contains(r#"<testsuite name="scenarios/unit.xml" id="q.1" tests="3" failures="1" errors="0" skipped="1" time="4.500">"#), "{xml}");
-        assert!(xml.contains(r#"<failure message="Expected 42 &lt;Was&gt; 41 [0m &amp; &quot;x&quot;"/>"#), "{xml}");
-        assert!(xml.contains(r#"<testcase name="unit/a" classname="q.1" time="1.500"/>"#), "{xml}");
+        assert!(
+            xml.contains(
+                r#"<failure message="Expected 42 &lt;Was&gt; 41 [0m &amp; &quot;x&quot;"/>"#
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<testcase name="unit/a" classname="q.1" time="1.500"/>"#),
+            "{xml}"
+        );
         // A task without results still shows, with its reason.
-        assert!(xml.contains(r#"<testcase name="scenarios/smoke.xml" classname="q.2" time="0.000">"#), "{xml}");
+        assert!(
+            xml.contains(r#"<testcase name="scenarios/smoke.xml" classname="q.2" time="0.000">"#),
+            "{xml}"
+        );
         assert!(xml.contains(r#"<skipped message="not reached"/>"#), "{xml}");
     }
 

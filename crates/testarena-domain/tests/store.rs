@@ -1,5 +1,9 @@
 //! The store against real SQLite files: one freshly migrated database per test.
 
+// Test helpers outside #[test] functions unwrap too: a failure should stop
+// the test where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
@@ -349,7 +353,7 @@ fn aborting_a_waiting_queue_is_immediate() {
         store::request_abort(&mut conn, "q1", "again").unwrap(),
         AbortOutcome::AlreadyFinal(_)
     ));
-    assert!(matches!(store::claim_next(&mut conn, "w").unwrap(), None));
+    assert!(store::claim_next(&mut conn, "w").unwrap().is_none());
     let err = store::finish_queue(&mut conn, "q1", Status::Passed, "").unwrap_err();
     assert!(matches!(err, StoreError::Illegal(_)), "{err}");
 }

@@ -33,7 +33,9 @@ async fn status(
 ) -> Result<HttpResponse, ApiError> {
     match queues::load_queue(&state, &id).await {
         Ok(queue) => Ok(HttpResponse::Ok().json(queue)),
-        Err(ApiError::NotFound(_)) => Ok(HttpResponse::Ok().json(queues::load_task(&state, &id).await?)),
+        Err(ApiError::NotFound(_)) => {
+            Ok(HttpResponse::Ok().json(queues::load_task(&state, &id).await?))
+        }
         Err(e) => Err(e),
     }
 }

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use testarena_domain::api::{Health, WorkerInfo};
 use testarena_domain::store;
 
+use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::metrics::label;
 use crate::state::AppState;
@@ -18,9 +19,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 /// Health: `ok` with the workers, or 503 `degraded` when the database
 /// cannot be reached.
 async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let workers = state
-        .db(|conn| Ok(store::list_workers(conn)?))
-        .await;
+    let workers = state.db(|conn| Ok(store::list_workers(conn)?)).await;
     let version = env!("CARGO_PKG_VERSION").to_owned();
     match workers {
         Ok(workers) => HttpResponse::Ok().json(Health {
@@ -44,7 +43,8 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Needs a user like every other route: scrape with a Bearer token.
+async fn metrics(state: web::Data<AppState>, _user: AuthUser) -> Result<HttpResponse, ApiError> {
     let (counts, workers, durations) = state
         .db(|conn| {
             Ok((
@@ -55,32 +55,64 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         })
         .await?;
     let mut out = String::new();
-    out.push_str("# HELP testarena_queues Queues stored, by status.\n# TYPE testarena_queues gauge\n");
+    out.push_str(
+        "# HELP testarena_queues Queues stored, by status.\n# TYPE testarena_queues gauge\n",
+    );
     for status in testarena_domain::status::Status::ALL {
         if status.applies_to(testarena_domain::status::Kind::Queue) {
-            let n = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
             let _ = writeln!(out, "testarena_queues{{status=\"{status}\"}} {n}");
         }
     }
-    out.push_str("# HELP testarena_queue_duration_seconds Run time of finished queues, by status.\n");
+    out.push_str(
+        "# HELP testarena_queue_duration_seconds Run time of finished queues, by status.\n",
+    );
     out.push_str("# TYPE testarena_queue_duration_seconds summary\n");
     for d in durations.iter().filter(|d| d.kind == "queue") {
-        let _ = writeln!(out, "testarena_queue_duration_seconds_sum{{status=\"{}\"}} {:.3}", d.status, d.sum_s);
-        let _ = writeln!(out, "testarena_queue_duration_seconds_count{{status=\"{}\"}} {}", d.status, d.count);
+        let _ = writeln!(
+            out,
+            "testarena_queue_duration_seconds_sum{{status=\"{}\"}} {:.3}",
+            d.status, d.sum_s
+        );
+        let _ = writeln!(
+            out,
+            "testarena_queue_duration_seconds_count{{status=\"{}\"}} {}",
+            d.status, d.count
+        );
     }
     out.push_str("# HELP testarena_test_duration_seconds Run time of recorded tests, by status.\n");
     out.push_str("# TYPE testarena_test_duration_seconds summary\n");
     for d in durations.iter().filter(|d| d.kind == "test") {
-        let _ = writeln!(out, "testarena_test_duration_seconds_sum{{status=\"{}\"}} {:.3}", d.status, d.sum_s);
-        let _ = writeln!(out, "testarena_test_duration_seconds_count{{status=\"{}\"}} {}", d.status, d.count);
+        let _ = writeln!(
+            out,
+            "testarena_test_duration_seconds_sum{{status=\"{}\"}} {:.3}",
+            d.status, d.sum_s
+        );
+        let _ = writeln!(
+            out,
+            "testarena_test_duration_seconds_count{{status=\"{}\"}} {}",
+            d.status, d.count
+        );
     }
     out.push_str("# HELP testarena_worker_heartbeat_age_seconds Seconds since each worker's last heartbeat.\n");
     out.push_str("# TYPE testarena_worker_heartbeat_age_seconds gauge\n");
     let now = store::now();
     for (w, running) in &workers {
         let age = (now - w.last_seen).num_milliseconds() as f64 / 1000.0;
-        let _ = writeln!(out, "testarena_worker_heartbeat_age_seconds{{worker=\"{}\"}} {age:.3}", label(&w.id));
-        let _ = writeln!(out, "testarena_worker_running{{worker=\"{}\"}} {}", label(&w.id), running.len());
+        let _ = writeln!(
+            out,
+            "testarena_worker_heartbeat_age_seconds{{worker=\"{}\"}} {age:.3}",
+            label(&w.id)
+        );
+        let _ = writeln!(
+            out,
+            "testarena_worker_running{{worker=\"{}\"}} {}",
+            label(&w.id),
+            running.len()
+        );
     }
     state.metrics.render(&mut out);
     Ok(HttpResponse::Ok()

@@ -46,7 +46,8 @@ fn checked_path(path: &str) -> Result<&str, ApiError> {
             !c.is_empty()
                 && c != "."
                 && c != ".."
-                && c.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
         });
     if ok {
         Ok(path)
@@ -59,7 +60,10 @@ fn checked_path(path: &str) -> Result<&str, ApiError> {
 fn confined(dir: &Path, path: &str) -> Result<PathBuf, ApiError> {
     let not_found = || ApiError::NotFound(format!("no log {path:?}"));
     let root = dir.canonicalize().map_err(|_| not_found())?;
-    let file = root.join(checked_path(path)?).canonicalize().map_err(|_| not_found())?;
+    let file = root
+        .join(checked_path(path)?)
+        .canonicalize()
+        .map_err(|_| not_found())?;
     if !file.starts_with(&root) || !file.is_file() {
         return Err(not_found());
     }
@@ -91,7 +95,11 @@ fn walk(dir: &Path) -> Vec<(String, std::fs::Metadata)> {
     out
 }
 
-async fn list(state: Data, _user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: Data,
+    _user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let queue = load_queue(&state, &id).await?;
     let dir = state.home.queue_dir(&queue.id);
     let files = blocking(move || {
@@ -130,15 +138,23 @@ async fn read(
     let offset = query.offset.unwrap_or(0);
     let limit = query.limit.unwrap_or(MAX_READ);
     if limit == 0 || limit > MAX_READ {
-        return Err(ApiError::validation("limit", format!("must be between 1 and {MAX_READ}")));
+        return Err(ApiError::validation(
+            "limit",
+            format!("must be between 1 and {MAX_READ}"),
+        ));
     }
     let dir = state.home.queue_dir(&queue.id);
     let (bytes, size) = blocking(move || {
         let file = confined(&dir, &rel)?;
-        read_range(&file, offset, limit).map_err(|e| ApiError::internal(format!("{}: {e}", file.display())))
+        read_range(&file, offset, limit)
+            .map_err(|e| ApiError::internal(format!("{}: {e}", file.display())))
     })
     .await?;
-    let content_type = if queue_file_is_html(&id) { "text/html; charset=utf-8" } else { "text/plain; charset=utf-8" };
+    let content_type = if queue_file_is_html(&id) {
+        "text/html; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
     Ok(HttpResponse::Ok()
         .content_type(content_type)
         .insert_header(("X-Log-Size", size.to_string()))
@@ -184,7 +200,12 @@ async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&id)?.to_owned();
     let first = load_queue(&state, &id).await?;
-    let only = query.path.as_deref().map(checked_path).transpose()?.map(str::to_owned);
+    let only = query
+        .path
+        .as_deref()
+        .map(checked_path)
+        .transpose()?
+        .map(str::to_owned);
     let start = query.offset.unwrap_or(0);
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let state = state.into_inner();
@@ -216,7 +237,13 @@ struct Cursor {
 
 /// Sends what is new in each file since the last call: complete lines only,
 /// unless `all` (the queue is final), in events of at most `MAX_EVENT` bytes.
-fn new_chunks(dir: &Path, cursors: &mut Vec<Cursor>, only: Option<&str>, start: u64, all: bool) -> Vec<LogChunk> {
+fn new_chunks(
+    dir: &Path,
+    cursors: &mut Vec<Cursor>,
+    only: Option<&str>,
+    start: u64,
+    all: bool,
+) -> Vec<LogChunk> {
     let mut chunks = Vec::new();
     for (path, meta) in walk(dir) {
         if only.is_some_and(|o| o != path) || !path.ends_with(".log") {
@@ -225,13 +252,17 @@ fn new_chunks(dir: &Path, cursors: &mut Vec<Cursor>, only: Option<&str>, start: 
         let cursor = match cursors.iter_mut().position(|c| c.path == path) {
             Some(i) => &mut cursors[i],
             None => {
-                cursors.push(Cursor { path: path.clone(), offset: if only.is_some() { start } else { 0 } });
+                cursors.push(Cursor {
+                    path: path.clone(),
+                    offset: if only.is_some() { start } else { 0 },
+                });
                 let last = cursors.len() - 1;
                 &mut cursors[last]
             }
         };
         while cursor.offset < meta.len() {
-            let Ok((bytes, _)) = read_range(&dir.join(&path), cursor.offset, MAX_EVENT as u64) else {
+            let Ok((bytes, _)) = read_range(&dir.join(&path), cursor.offset, MAX_EVENT as u64)
+            else {
                 break;
             };
             let take = match bytes.iter().rposition(|&b| b == b'\n') {
@@ -263,28 +294,35 @@ async fn follow(
     let dir = state.home.queue_dir(&first.id);
     let id = first.id.clone();
     let mut last = first;
-    tx.send(sse("status", &last)).await.map_err(|_| ApiError::internal("client gone"))?;
+    tx.send(sse("status", &last))
+        .await
+        .map_err(|_| ApiError::internal("client gone"))?;
     let mut cursors = Vec::new();
     let mut idle = std::time::Instant::now();
     let mut ticks = 0u32;
     loop {
         // The database only every few ticks: the files change far more often.
-        let current = if ticks % 3 == 0 || last.is_final() {
+        let current = if ticks.is_multiple_of(3) || last.is_final() {
             let id = id.clone();
             let now = state
                 .db(move |conn| {
-                    Ok(store::queue_detail(conn, &id)?.map(|d| {
-                        let mut q = Queue::from(&d);
-                        q.position = None;
-                        q
-                    }))
+                    let Some(detail) = store::queue_detail(conn, &id)? else {
+                        return Ok(None);
+                    };
+                    let mut q = Queue::from(&detail);
+                    if !q.is_final() {
+                        q.position = store::queue_position(conn, &id)?;
+                    }
+                    Ok(Some(q))
                 })
                 .await?;
             match now {
                 Some(q) => q,
                 None => {
                     // Deleted while followed.
-                    let _ = tx.send(sse("end", &serde_json::json!({"status": "deleted"}))).await;
+                    let _ = tx
+                        .send(sse("end", &serde_json::json!({"status": "deleted"})))
+                        .await;
                     return Ok(());
                 }
             }
@@ -302,17 +340,23 @@ async fn follow(
         .await?;
         cursors = c;
         for chunk in &chunks {
-            tx.send(sse("log", chunk)).await.map_err(|_| ApiError::internal("client gone"))?;
+            tx.send(sse("log", chunk))
+                .await
+                .map_err(|_| ApiError::internal("client gone"))?;
         }
         if !chunks.is_empty() {
             idle = std::time::Instant::now();
         }
         if current != last {
-            tx.send(sse("status", &current)).await.map_err(|_| ApiError::internal("client gone"))?;
+            tx.send(sse("status", &current))
+                .await
+                .map_err(|_| ApiError::internal("client gone"))?;
             last = current;
         }
         if is_final {
-            tx.send(sse("end", &last)).await.map_err(|_| ApiError::internal("client gone"))?;
+            tx.send(sse("end", &last))
+                .await
+                .map_err(|_| ApiError::internal("client gone"))?;
             return Ok(());
         }
         if idle.elapsed() >= KEEPALIVE {
@@ -331,7 +375,18 @@ mod tests {
 
     #[test]
     fn paths_are_confined() {
-        for bad in ["", "../x", "a/../../b", "/etc/passwd", "a//b", "./a", "a/.", "a\\b", "a b", "tasks/%2e%2e"] {
+        for bad in [
+            "",
+            "../x",
+            "a/../../b",
+            "/etc/passwd",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\\b",
+            "a b",
+            "tasks/%2e%2e",
+        ] {
             assert!(checked_path(bad).is_err(), "{bad:?}");
         }
         for good in ["queue.log", "tasks/q.1/unit.log", "build.log"] {
@@ -344,7 +399,10 @@ mod tests {
         std::fs::write(dir.path().join("secret"), "s").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), q.join("escape.log")).unwrap();
         assert!(confined(&q, "queue.log").is_ok());
-        assert!(confined(&q, "escape.log").is_err(), "a symlink out of the folder is refused");
+        assert!(
+            confined(&q, "escape.log").is_err(),
+            "a symlink out of the folder is refused"
+        );
         assert!(confined(&q, "missing.log").is_err());
     }
 

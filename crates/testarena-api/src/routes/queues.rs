@@ -6,11 +6,12 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use testarena_domain::api::{CreateQueue, Page, Queue, Task};
+use testarena_domain::junit;
 use testarena_domain::models::QueueDetail;
 use testarena_domain::status::Status;
 use testarena_domain::store::{self, AbortOutcome, QueueFilter};
-use testarena_domain::junit;
 
+use crate::Body;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::state::{AppState, blocking};
@@ -48,8 +49,9 @@ pub fn checked_id(id: &str) -> Result<&str, ApiError> {
 pub async fn create(
     state: Data,
     user: AuthUser,
-    body: web::Json<CreateQueue>,
+    body: Body<CreateQueue>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body?;
     let queue = submit_queue(&state, &user, &body).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/queues/{}", queue.id)))
@@ -75,15 +77,25 @@ pub async fn submit_queue(
     let dir = state.home.queue_dir(&checked.queue.id);
     // The folder exists before the row, so a worker that claims the queue
     // at once finds it, and a client may list its logs right away.
+    let made_dir = !dir.exists();
     std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
-    let (detail, position) = state
+    let stored = state
         .db(move |conn| {
             let row = store::create_queue(conn, &checked.queue, &checked.tasks)?;
             let detail = store::queue_detail(conn, &row.id)?
                 .ok_or_else(|| ApiError::internal("queue vanished after creation"))?;
             Ok((detail, store::queue_position(conn, &row.id)?))
         })
-        .await?;
+        .await;
+    let (detail, position) = match stored {
+        Ok(stored) => stored,
+        Err(e) => {
+            if made_dir {
+                let _ = std::fs::remove_dir(&dir);
+            }
+            return Err(e);
+        }
+    };
     state.metrics.queue_submitted();
     tracing::info!(queue.id = %detail.queue.id, owner = %user.username, branch = %detail.queue.branch, "queue created");
     Ok(queue_json(&detail, position))
@@ -199,12 +211,20 @@ pub async fn load_queue(state: &Data, id: &str) -> Result<Queue, ApiError> {
 }
 
 /// `GET /api/v1/queues/{id}`.
-pub async fn get(state: Data, _user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: Data,
+    _user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(load_queue(&state, &id).await?))
 }
 
 /// `GET /api/v1/tasks/{id}`.
-pub async fn get_task(state: Data, _user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_task(
+    state: Data,
+    _user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(load_task(&state, &id).await?))
 }
 
@@ -221,7 +241,11 @@ pub async fn load_task(state: &Data, id: &str) -> Result<Task, ApiError> {
 
 /// `POST /api/v1/queues/{id}/abort`: immediate for a waiting queue, a
 /// request the worker acts on for a running one, 409 once final.
-pub async fn abort(state: Data, user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn abort(
+    state: Data,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let queue = abort_queue(&state, &user, &id).await?;
     Ok(HttpResponse::Accepted().json(queue))
 }
@@ -252,7 +276,11 @@ pub async fn abort_queue(state: &Data, user: &AuthUser, id: &str) -> Result<Queu
 }
 
 /// `DELETE /api/v1/queues/{id}`: 409 while running.
-pub async fn delete(state: Data, user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    state: Data,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     delete_queue(&state, &user, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -274,14 +302,21 @@ pub async fn delete_queue(state: &Data, user: &AuthUser, id: &str) -> Result<(),
     blocking(move || match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ApiError::internal(format!("removing {}: {e}", dir.display()))),
+        Err(e) => Err(ApiError::internal(format!(
+            "removing {}: {e}",
+            dir.display()
+        ))),
     })
     .await
 }
 
 /// `POST /api/v1/queues/{id}/rerun`: a new queue with the same repo,
 /// branch, target, priority, timeout and scenarios, owned by the caller.
-pub async fn rerun(state: Data, user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn rerun(
+    state: Data,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let old = load_queue(&state, &id).await?;
     user.may_change(&old.owner)?;
     let req = CreateQueue {
@@ -301,7 +336,11 @@ pub async fn rerun(state: Data, user: AuthUser, id: web::Path<String>) -> Result
 
 /// `GET /api/v1/queues/{id}/junit.xml`: the worker's file, or the same
 /// document built from the stored results when the file is missing.
-pub async fn junit_xml(state: Data, _user: AuthUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn junit_xml(
+    state: Data,
+    _user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&id)?.to_owned();
     let path = state.home.junit(&id);
     let xml = state

@@ -44,7 +44,8 @@ async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, 
     let id = user.id;
     let row = state
         .db(move |conn| {
-            store::user_by_id(conn, id)?.ok_or_else(|| ApiError::Unauthorized("no such user".into()))
+            store::user_by_id(conn, id)?
+                .ok_or_else(|| ApiError::Unauthorized("no such user".into()))
         })
         .await?;
     Ok(HttpResponse::Ok().json(User::from(&row)))

@@ -33,7 +33,9 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let all = query.all.unwrap_or(false);
     if all && !user.is_admin {
-        return Err(ApiError::Forbidden("only admins may list everyone's tokens".into()));
+        return Err(ApiError::Forbidden(
+            "only admins may list everyone's tokens".into(),
+        ));
     }
     let owner = (!all).then_some(user.id);
     let tokens = state
@@ -45,12 +47,15 @@ async fn list(
 async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<CreateToken>,
+    body: crate::Body<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = body.into_inner().name;
+    let name = body?.into_inner().name;
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::validation("name", "1 to 100 printable characters"));
+        return Err(ApiError::validation(
+            "name",
+            "1 to 100 printable characters",
+        ));
     }
     let new = secret::generate_token();
     let (hash, prefix) = (new.hash.clone(), new.prefix.clone());

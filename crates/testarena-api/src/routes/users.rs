@@ -27,7 +27,8 @@ async fn hash(password: String) -> Result<String, ApiError> {
 }
 
 fn user_id(id: &str) -> Result<i32, ApiError> {
-    id.parse().map_err(|_| ApiError::NotFound(format!("no user {id:?}")))
+    id.parse()
+        .map_err(|_| ApiError::NotFound(format!("no user {id:?}")))
 }
 
 async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
@@ -38,9 +39,13 @@ async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse,
 async fn create(
     state: web::Data<AppState>,
     admin: Admin,
-    body: web::Json<CreateUser>,
+    body: crate::Body<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let CreateUser { username, password, is_admin } = body.into_inner();
+    let CreateUser {
+        username,
+        password,
+        is_admin,
+    } = body?.into_inner();
     validate::username("username", &username)?;
     validate::password("password", &password)?;
     let hash = hash(password).await?;
@@ -55,10 +60,14 @@ async fn update(
     state: web::Data<AppState>,
     admin: Admin,
     id: web::Path<String>,
-    body: web::Json<UpdateUser>,
+    body: crate::Body<UpdateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&id)?;
-    let UpdateUser { password, is_admin, disabled } = body.into_inner();
+    let UpdateUser {
+        password,
+        is_admin,
+        disabled,
+    } = body?.into_inner();
     let password_hash = match password {
         Some(p) => {
             validate::password("password", &p)?;
@@ -66,7 +75,11 @@ async fn update(
         }
         None => None,
     };
-    let changes = UserChanges { password_hash, is_admin, disabled };
+    let changes = UserChanges {
+        password_hash,
+        is_admin,
+        disabled,
+    };
     let row = state
         .db(move |conn| {
             conn_keeps_an_admin(conn, id, &changes)?;
@@ -87,7 +100,8 @@ fn conn_keeps_an_admin(
     if !demotes {
         return Ok(());
     }
-    let user = store::user_by_id(conn, id)?.ok_or_else(|| ApiError::NotFound(format!("no user {id}")))?;
+    let user =
+        store::user_by_id(conn, id)?.ok_or_else(|| ApiError::NotFound(format!("no user {id}")))?;
     if user.is_admin && !user.disabled && store::count_active_admins(conn)? <= 1 {
         return Err(ApiError::Conflict("this is the last enabled admin".into()));
     }
@@ -102,7 +116,10 @@ async fn delete(
     let id = user_id(&id)?;
     let row = state
         .db(move |conn| {
-            let all = UserChanges { is_admin: Some(false), ..Default::default() };
+            let all = UserChanges {
+                is_admin: Some(false),
+                ..Default::default()
+            };
             conn_keeps_an_admin(conn, id, &all)?;
             Ok(store::delete_user(conn, id)?)
         })

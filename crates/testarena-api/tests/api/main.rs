@@ -1,0 +1,10 @@
+//! `testarena-app` over real HTTP on loopback: one integration binary.
+
+// Test helpers outside #[test] functions unwrap too: a failure should stop
+// the test where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod malformed;
+mod queues;
+mod support;

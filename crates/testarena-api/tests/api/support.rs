@@ -1,0 +1,313 @@
+//! A real `testarena-app` on loopback for each test: a temp home, a migrated
+//! SQLite file, a real git repository with scenario files, three users.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use serde_json::Value;
+use testarena_api::AppState;
+use testarena_domain::config::{Config, RepoConfig, TargetConfig};
+use testarena_domain::{secret, store};
+
+pub const OK_XML: &str = r#"<scenario name="ok">
+  <test name="t1"><run>true</run></test>
+</scenario>
+"#;
+
+/// Invalid on line 3.
+pub const BAD_XML: &str =
+    "<scenario name=\"bad\">\n  <test name=\"t1\">\n    <bogus/>\n  </test>\n</scenario>\n";
+
+pub struct Server {
+    pub base: String,
+    pub state: web::Data<AppState>,
+    pub repo: PathBuf,
+    pub admin: String,
+    pub ann: String,
+    pub bob: String,
+    pub password: &'static str,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+pub fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "T")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "T")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+/// A repository with `scenarios/ok.xml`, `scenarios/bad.xml` on `main` and
+/// a branch `feature/v1.2-dots`.
+pub fn make_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("firmware");
+    std::fs::create_dir_all(repo.join("scenarios")).unwrap();
+    std::fs::write(repo.join("scenarios/ok.xml"), OK_XML).unwrap();
+    std::fs::write(repo.join("scenarios/bad.xml"), BAD_XML).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", repo.join("scenarios/passwd.xml")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "scenarios"]);
+    git(&repo, &["branch", "feature/v1.2-dots"]);
+    repo
+}
+
+impl Server {
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    pub fn start_with(change: impl FnOnce(&mut Config)) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let repo = make_repo(src.path());
+        let mut config = Config {
+            home: home.path().to_owned(),
+            default_target: "lx106".into(),
+            ..Config::default()
+        };
+        config.server.static_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../static");
+        config.repos.push(RepoConfig {
+            name: "firmware".into(),
+            url: repo.to_string_lossy().into_owned(),
+            ssh_key: None,
+            known_hosts: None,
+            token_env: None,
+        });
+        config.targets.insert(
+            "lx106".into(),
+            TargetConfig {
+                env_script: None,
+                build: vec!["true".into()],
+                image: None,
+                qemu: vec!["true".into()],
+                fail_on: vec!["Guru Meditation Error".into()],
+            },
+        );
+        change(&mut config);
+        config.finish().unwrap();
+        let state = testarena_api::serve::prepare(config).unwrap();
+        let password = "correct horse battery";
+        let hash = secret::hash_password(password).unwrap();
+        let mut tokens = Vec::new();
+        {
+            let mut conn = state.pool.get().unwrap();
+            for (name, admin) in [("root", true), ("ann", false), ("bob", false)] {
+                let user = store::create_user(&mut conn, name, &hash, admin).unwrap();
+                let t = secret::generate_token();
+                store::create_token(&mut conn, user.id, "test", &t.hash, &t.prefix).unwrap();
+                tokens.push(t.secret);
+            }
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = state.clone();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server =
+                    actix_web::HttpServer::new(move || testarena_api::create_app(st.clone()))
+                        .workers(2)
+                        .disable_signals()
+                        .shutdown_timeout(1)
+                        .listen(listener)
+                        .unwrap()
+                        .run();
+                tx.send(server.handle()).unwrap();
+                server.await.unwrap();
+            });
+        });
+        let handle = rx.recv().unwrap();
+        let [admin, ann, bob]: [String; 3] = tokens.try_into().unwrap();
+        Server {
+            base,
+            state,
+            repo,
+            admin,
+            ann,
+            bob,
+            password,
+            handle,
+            thread: Some(thread),
+            _dirs: (home, src),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.state.config.home
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Submits a queue of `scenarios/ok.xml` as `token`; returns its JSON.
+    pub fn submit(&self, token: &str) -> Value {
+        let r = call(
+            self,
+            "POST",
+            "/api/v1/queues",
+            Auth::Bearer(token),
+            Some(serde_json::json!({
+                "branch": "main", "scenarios": ["scenarios/ok.xml"]
+            })),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()
+    }
+
+    pub fn conn(&self) -> testarena_domain::db::DbConn {
+        self.state.pool.get().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_web::rt::System::new().block_on(handle.stop(false));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Basic(&'a str, &'a str),
+    /// A session cookie, with or without the CSRF header.
+    Cookie(&'a str, bool),
+    Raw(&'a str),
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts the DESIGN's error body with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        let body = self.json();
+        assert_eq!(body["error"]["code"], code, "{}", self.body);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// One request; `body` as JSON.
+pub fn call(s: &Server, method: &str, path: &str, auth: Auth, body: Option<Value>) -> Resp {
+    let raw = body.map(|b| b.to_string());
+    send(
+        s,
+        method,
+        path,
+        auth,
+        raw.as_deref(),
+        Some("application/json"),
+    )
+}
+
+/// One request with a raw body and content type.
+pub fn send(
+    s: &Server,
+    method: &str,
+    path: &str,
+    auth: Auth,
+    body: Option<&str>,
+    content_type: Option<&str>,
+) -> Resp {
+    let url = s.url(path);
+    let mut req = ureq::http::Request::builder().method(method).uri(&url);
+    match auth {
+        Auth::None => {}
+        Auth::Bearer(t) => req = req.header("Authorization", format!("Bearer {t}")),
+        Auth::Basic(u, p) => {
+            use base64::Engine as _;
+            let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            req = req.header("Authorization", format!("Basic {b}"));
+        }
+        Auth::Cookie(c, csrf) => {
+            req = req.header("Cookie", c);
+            if csrf {
+                req = req.header("X-Requested-With", "testarena");
+            }
+        }
+        Auth::Raw(v) => req = req.header("Authorization", v),
+    }
+    if let (Some(_), Some(ct)) = (body, content_type) {
+        req = req.header("Content-Type", ct);
+    }
+    let req = req.body(body.unwrap_or("").as_bytes().to_vec()).unwrap();
+    let mut res = agent().run(req).unwrap();
+    let status = res.status().as_u16();
+    let headers = res
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let bytes = res
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap();
+    let body = String::from_utf8_lossy(&bytes).into_owned();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
