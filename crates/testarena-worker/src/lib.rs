@@ -11,16 +11,20 @@
 //! - [`matcher`]: the pure streaming matcher of `<boot/>` tests;
 //! - [`db`]: the one helper that runs blocking store and git calls;
 //! - [`supervise`]: runs one child under every deadline and the abort poll;
-//! - [`runner`] and [`tests`]: one queue, from checkout to verdict;
+//! - [`runner`] and [`testrun`]: one queue, from checkout to verdict;
 //! - [`daemon`]: registration, heartbeat, recovery, the claim loop, shutdown.
 //!
 //! Errors inside the library are [`Error`]; a queue's own failures (a build
 //! that fails, a test that times out) are not errors but verdicts recorded
 //! in the database.
 
+pub mod db;
 pub mod logfile;
 pub mod matcher;
 pub mod process;
+pub mod runner;
+pub mod supervise;
+pub mod testrun;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,574 @@
+//! One claimed queue, from checkout to verdict: fetch and check out the
+//! branch, source the target's `env_script`, build, package, run each task's
+//! scenario, then record the verdict, write `junit.xml` and remove the
+//! workspace. Every step watches the queue's abort request, its deadline
+//! and the worker's shutdown; nothing started for a queue outlives it.
+//!
+//! Verdicts (DESIGN section 4): `failed` when the code under test failed (a
+//! build, a test), `error` when the farm did (git, a missing program, a bad
+//! scenario), `aborted` for a user's abort, the queue timeout or the worker
+//! stopping. Internal errors end the queue `error` with their message.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use testarena_domain::config::{Config, Placeholders, RepoConfig, TargetConfig};
+use testarena_domain::git::Mirror;
+use testarena_domain::models::{QueueRow, TaskRow};
+use testarena_domain::paths::Home;
+use testarena_domain::scenario::{self, MAX_SCENARIO_BYTES};
+use testarena_domain::status::Status;
+use testarena_domain::{junit, store};
+use tokio::sync::watch;
+use tracing::Instrument as _;
+
+use crate::db::{self, Db};
+use crate::logfile::{LogFile, Timeline};
+use crate::process::{self, Spec};
+use crate::supervise::{self, Ended, Limits, Stop, Watch};
+use crate::testrun::{LogSink, TaskContext};
+use crate::{Error, Result};
+
+/// What every queue run shares: the config, the files, the database.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub config: Arc<Config>,
+    pub home: Home,
+    pub db: Db,
+    pub worker_id: String,
+}
+
+/// Why a queue ends early: a status and its reason.
+#[derive(Debug)]
+struct End(Status, String);
+
+impl From<Error> for End {
+    fn from(e: Error) -> Self {
+        End(Status::Error, e.to_string())
+    }
+}
+
+impl From<Stop> for End {
+    fn from(stop: Stop) -> Self {
+        End(Status::Aborted, stop.reason().to_owned())
+    }
+}
+
+type Flow<T> = std::result::Result<T, End>;
+
+/// Runs a queue this worker has claimed to its end and records the result.
+/// Returns the final status and reason.
+pub async fn run_queue(
+    ctx: &Context,
+    queue: QueueRow,
+    shutdown: watch::Receiver<bool>,
+) -> (Status, String) {
+    let span = tracing::info_span!("queue", queue.id = %queue.id);
+    run(ctx, queue, shutdown).instrument(span).await
+}
+
+async fn run(ctx: &Context, queue: QueueRow, shutdown: watch::Receiver<bool>) -> (Status, String) {
+    let w = &ctx.config.worker;
+    let timeout_s = queue
+        .timeout_s
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(w.queue_timeout_s);
+    let watch = Watch {
+        db: ctx.db.clone(),
+        queue_id: queue.id.clone(),
+        deadline: tokio::time::Instant::now() + Duration::from_secs(timeout_s),
+        shutdown,
+        grace: Duration::from_secs(w.abort_grace_s),
+    };
+    let mut timeline = Timeline::open(&ctx.home.queue_log(&queue.id));
+    timeline.line(&format!(
+        "claimed by worker {} (branch {}, target {}, timeout {timeout_s} s)",
+        ctx.worker_id, queue.branch, queue.target
+    ));
+    tracing::info!(branch = %queue.branch, "queue started");
+    let workspace = ctx.home.workspace(&queue.id);
+    let mut run = QueueRun {
+        ctx,
+        queue: &queue,
+        watch,
+        timeline,
+        build_dir: workspace.join("build"),
+        workspace,
+    };
+    let (status, reason) = match run.execute().await {
+        Ok(verdict) => verdict,
+        Err(End(status, reason)) => (status, reason),
+    };
+    run.finish(status, &reason).await;
+    (status, reason)
+}
+
+/// The state of one queue's run.
+struct QueueRun<'a> {
+    ctx: &'a Context,
+    queue: &'a QueueRow,
+    watch: Watch,
+    timeline: Timeline,
+    workspace: PathBuf,
+    build_dir: PathBuf,
+}
+
+impl QueueRun<'_> {
+    fn id(&self) -> &str {
+        &self.queue.id
+    }
+
+    async fn execute(&mut self) -> Flow<(Status, String)> {
+        let config = &self.ctx.config;
+        let repo = config
+            .repo(Some(&self.queue.repo))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "repository {:?} is not configured",
+                    self.queue.repo
+                ))
+            })?
+            .clone();
+        let (_, target) = config.target(Some(&self.queue.target)).ok_or_else(|| {
+            Error::Config(format!("target {:?} is not configured", self.queue.target))
+        })?;
+        let target = target.clone();
+        self.checkout(repo).await?;
+        let base_env = self.target_env(&target).await?;
+        let build = self.placeholders().expand(&target.build);
+        let image = target.image.as_ref().map(|i| self.placeholders().expand(i));
+        self.step(
+            "build",
+            &build,
+            &self.workspace.clone(),
+            base_env.as_deref(),
+        )
+        .await?;
+        if let Some(image) = image {
+            std::fs::create_dir_all(&self.build_dir).map_err(|e| Error::io(&self.build_dir, e))?;
+            self.step(
+                "image",
+                &image,
+                &self.build_dir.clone(),
+                base_env.as_deref(),
+            )
+            .await?;
+        }
+        self.tasks(&target, base_env.as_deref()).await
+    }
+
+    fn placeholders(&self) -> Placeholders<'_> {
+        Placeholders {
+            home: self.ctx.home.root(),
+            workspace: &self.workspace,
+            build_dir: &self.build_dir,
+            queue_id: &self.queue.id,
+            task_id: "",
+        }
+    }
+
+    /// Runs a git call off the async threads; gives up on it (it finishes
+    /// in the background) if the queue must stop first.
+    async fn git<T, F>(&self, f: F) -> Flow<T>
+    where
+        F: FnOnce() -> std::result::Result<T, testarena_domain::git::GitError> + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::select! {
+            result = db::blocking(move || f().map_err(Error::from)) => Ok(result?),
+            stop = self.watch.stopped() => Err(stop.into()),
+        }
+    }
+
+    async fn checkout(&mut self, repo: RepoConfig) -> Flow<()> {
+        let workspace = self.workspace.clone();
+        db::blocking(move || remove_dir(&workspace)).await?;
+        let mirror = Arc::new(Mirror::new(&self.ctx.home.git_cache(), &repo));
+        let timeout = self
+            .watch
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        let m = Arc::clone(&mirror);
+        let fetched = self.git(move || m.fetch(timeout)).await?;
+        self.timeline.line(&format!(
+            "fetched {} in {} ms ({} bytes{})",
+            repo.name,
+            fetched.elapsed.as_millis(),
+            fetched.received_bytes,
+            if fetched.cloned { ", new mirror" } else { "" }
+        ));
+        let (m, branch) = (Arc::clone(&mirror), self.queue.branch.clone());
+        let sha = self.git(move || m.resolve_branch(&branch)).await?;
+        let (id, commit) = (self.id().to_owned(), sha.clone());
+        self.ctx
+            .db
+            .run(move |c| store::set_commit(c, &id, &commit))
+            .await?;
+        self.timeline
+            .line(&format!("commit {sha} ({})", self.queue.branch));
+        let (m, dest) = (mirror, self.workspace.clone());
+        self.git(move || m.checkout(&sha, &dest)).await?;
+        self.timeline.line("checked out");
+        Ok(())
+    }
+
+    /// Sources the target's `env_script` once and returns the environment
+    /// it exports, for every later step of the queue.
+    async fn target_env(
+        &mut self,
+        target: &TargetConfig,
+    ) -> Flow<Option<Vec<(OsString, OsString)>>> {
+        let Some(script) = &target.env_script else {
+            return Ok(None);
+        };
+        // Beside the workspace, not in the queue's log folder: the
+        // environment may hold secrets and the logs are served.
+        let env_file = self.workspace.with_extension("env");
+        let argv = [
+            "sh".to_owned(),
+            "-c".to_owned(),
+            ". \"$1\" >&2 && env -0 >\"$2\"".to_owned(),
+            "sh".to_owned(),
+            script.to_string_lossy().into_owned(),
+            env_file.to_string_lossy().into_owned(),
+        ];
+        let result = self
+            .step("env_script", &argv, &self.workspace.clone(), None)
+            .await;
+        let env = std::fs::read(&env_file);
+        let _ = std::fs::remove_file(&env_file);
+        result?;
+        let env = env.map_err(|e| Error::io(&env_file, e))?;
+        Ok(Some(parse_env(env)))
+    }
+
+    /// Runs one build step (`env_script`, `build`, `image`) with its output
+    /// in `build.log`.
+    async fn step(
+        &mut self,
+        what: &str,
+        argv: &[String],
+        cwd: &Path,
+        base_env: Option<&[(OsString, OsString)]>,
+    ) -> Flow<()> {
+        if let Some(stop) = self.watch.check().await {
+            return Err(stop.into());
+        }
+        let mut log = LogFile::append(&self.ctx.home.build_log(self.id()))?;
+        log.write(format!("$ {}\n", argv.join(" ")).as_bytes())?;
+        self.timeline.line(&format!("{what} started"));
+        let started = Instant::now();
+        let spec = Spec {
+            argv,
+            cwd,
+            base_env,
+            env: &[],
+            queue_id: self.id(),
+            stdin: false,
+        };
+        let child = process::spawn(&spec).map_err(|e| End(Status::Error, e.to_string()))?;
+        let mut sink = LogSink { log };
+        let ended = supervise::supervise(&self.watch, child, Limits::default(), &mut sink).await?;
+        let took = started.elapsed().as_secs_f64();
+        match ended {
+            Ended::Exited(status) if status.success() => {
+                self.timeline.line(&format!("{what} passed in {took:.1} s"));
+                Ok(())
+            }
+            Ended::Exited(status) => {
+                let code = supervise::exit_code(status);
+                self.timeline
+                    .line(&format!("{what} failed in {took:.1} s (exit {code})"));
+                // The env_script belongs to the farm, the build to the code.
+                let status = if what == "env_script" {
+                    Status::Error
+                } else {
+                    Status::Failed
+                };
+                Err(End(status, format!("{what} failed (exit {code})")))
+            }
+            Ended::Stopped(stop) => Err(stop.into()),
+            // A build step has no step timeout: the queue's deadline bounds it.
+            Ended::Done | Ended::Timeout(_) | Ended::Quiet(_) => {
+                Err(End(Status::Error, format!("{what} ended unexpectedly")))
+            }
+        }
+    }
+
+    async fn tasks(
+        &mut self,
+        target: &TargetConfig,
+        base_env: Option<&[(OsString, OsString)]>,
+    ) -> Flow<(Status, String)> {
+        let id = self.id().to_owned();
+        let tasks = self
+            .ctx
+            .db
+            .run(move |c| store::tasks_of(c, &[id.as_str()]))
+            .await?;
+        let (mut failed, mut errored) = (0, 0);
+        for task in &tasks {
+            if let Some(stop) = self.watch.check().await {
+                return Err(stop.into());
+            }
+            let task_id = task.id.clone();
+            self.ctx
+                .db
+                .run(move |c| store::set_task(c, &task_id, Status::Running, None))
+                .await?;
+            self.timeline
+                .line(&format!("task {} started ({})", task.id, task.scenario));
+            let (status, reason) = self.task(task, target, base_env).await?;
+            let task_id = task.id.clone();
+            let r = reason.clone();
+            self.ctx
+                .db
+                .run(move |c| store::set_task(c, &task_id, status, r.as_deref()))
+                .await?;
+            let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
+            self.timeline
+                .line(&format!("task {} {status}{reason}", task.id));
+            match status {
+                Status::Failed => failed += 1,
+                Status::Error => errored += 1,
+                _ => {}
+            }
+        }
+        let total = tasks.len();
+        let mut reasons = Vec::new();
+        if failed > 0 {
+            reasons.push(format!("{failed} of {total} tasks failed"));
+        }
+        if errored > 0 {
+            reasons.push(format!("{errored} of {total} tasks had errors"));
+        }
+        let status = match (failed, errored) {
+            (_, 1..) => Status::Error,
+            (1.., _) => Status::Failed,
+            _ => Status::Passed,
+        };
+        Ok((status, reasons.join(", ")))
+    }
+
+    /// Runs one task's scenario; returns its final status and reason.
+    async fn task(
+        &mut self,
+        task: &TaskRow,
+        target: &TargetConfig,
+        base_env: Option<&[(OsString, OsString)]>,
+    ) -> Flow<(Status, Option<String>)> {
+        let (workspace, file) = (self.workspace.clone(), task.scenario.clone());
+        let bytes = db::blocking(move || Ok(read_scenario(&workspace, &file))).await?;
+        let parsed =
+            bytes.and_then(|b| scenario::parse(&task.scenario, &b).map_err(|e| e.to_string()));
+        let scenario = match parsed {
+            Ok(s) => s,
+            Err(message) => return Ok((Status::Error, Some(message))),
+        };
+        let ctx = TaskContext {
+            watch: &self.watch,
+            home: &self.ctx.home,
+            task_id: &task.id,
+            workspace: &self.workspace,
+            build_dir: &self.build_dir,
+            target,
+            base_env,
+            default_timeout_s: self.ctx.config.worker.test_timeout_s,
+        };
+        let mut failures = Vec::new();
+        let mut error = false;
+        for test in &scenario.tests {
+            if let Some(stop) = self.watch.check().await {
+                return Err(stop.into());
+            }
+            self.timeline
+                .line(&format!("test {}/{} started", task.id, test.name));
+            let outcome = ctx.run_test(&scenario, test).await?.map_err(End::from)?;
+            let took = outcome.duration.as_secs_f64();
+            let message = outcome.message.clone().unwrap_or_default();
+            self.timeline.line(&format!(
+                "test {}/{} {} in {took:.1} s{}",
+                task.id,
+                test.name,
+                outcome.status,
+                if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                }
+            ));
+            match outcome.status {
+                Status::Passed => {}
+                Status::Error => {
+                    error = true;
+                    failures.push(message);
+                }
+                _ => failures.push(message),
+            }
+        }
+        let status = if error {
+            Status::Error
+        } else if failures.is_empty() {
+            Status::Passed
+        } else {
+            Status::Failed
+        };
+        let reason = failures.first().map(|first| match failures.len() {
+            1 => first.clone(),
+            n => format!("{first} (and {} more failed tests)", n - 1),
+        });
+        Ok((status, reason))
+    }
+
+    /// Records the verdict, then cleans up: a last sweep for processes of
+    /// the queue, `junit.xml`, the workspace.
+    async fn finish(&mut self, status: Status, reason: &str) {
+        let grace = self.watch.grace;
+        let left = process::stop(None, Some(self.id()), grace).await;
+        if !left.is_empty() {
+            tracing::error!(?left, "processes of the queue survived SIGKILL");
+        }
+        let suffix = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {reason}")
+        };
+        self.timeline.line(&format!("finished {status}{suffix}"));
+        let (id, r) = (self.id().to_owned(), reason.to_owned());
+        match self
+            .ctx
+            .db
+            .run(move |c| store::finish_queue(c, &id, status, &r))
+            .await
+        {
+            Ok(_) => tracing::info!(%status, reason, "queue finished"),
+            // Another worker may have declared this one lost meanwhile.
+            Err(e) => tracing::error!(error = %e, %status, "cannot record the queue's end"),
+        }
+        let id = self.id().to_owned();
+        match self.ctx.db.run(move |c| store::queue_detail(c, &id)).await {
+            Ok(Some(detail)) => {
+                let path = self.ctx.home.junit(self.id());
+                if let Err(e) = std::fs::write(&path, junit::render(&detail)) {
+                    tracing::error!(error = %e, path = %path.display(), "cannot write junit.xml");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the queue for junit.xml"),
+        }
+        if !self.ctx.config.worker.keep_workspace {
+            let workspace = self.workspace.clone();
+            if let Err(e) = db::blocking(move || remove_dir(&workspace)).await {
+                tracing::error!(error = %e, "cannot remove the workspace");
+            }
+        }
+    }
+}
+
+/// Removes a directory tree if it exists.
+fn remove_dir(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a scenario file from the checkout. Refuses what is not a regular
+/// file inside the checkout (a symbolic link pointing out of it) and files
+/// over the parser's limit; the message says which.
+fn read_scenario(workspace: &Path, file: &str) -> std::result::Result<Vec<u8>, String> {
+    let root = workspace
+        .canonicalize()
+        .map_err(|e| format!("{file}: cannot read the checkout: {e}"))?;
+    let real = match workspace.join(file).canonicalize() {
+        Ok(real) => real,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("{file}: not found in the checkout"));
+        }
+        Err(e) => return Err(format!("{file}: {e}")),
+    };
+    if !real.starts_with(&root) {
+        return Err(format!("{file}: leads out of the checkout"));
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| format!("{file}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{file}: not a regular file"));
+    }
+    if meta.len() > MAX_SCENARIO_BYTES as u64 {
+        return Err(format!(
+            "{file}:1: file is {} bytes; scenario files are limited to 1 MiB",
+            meta.len()
+        ));
+    }
+    std::fs::read(&real).map_err(|e| format!("{file}: {e}"))
+}
+
+/// Parses `env -0` output. Variables that describe the capturing shell
+/// rather than the environment are left out.
+fn parse_env(bytes: Vec<u8>) -> Vec<(OsString, OsString)> {
+    bytes
+        .split(|b| *b == 0)
+        .filter_map(|entry| {
+            let eq = entry.iter().position(|b| *b == b'=')?;
+            let (name, value) = (&entry[..eq], &entry[eq + 1..]);
+            let skip: [&[u8]; 5] = [b"", b"PWD", b"OLDPWD", b"SHLVL", b"_"];
+            (!skip.contains(&name)).then(|| {
+                (
+                    OsString::from_vec(name.to_vec()),
+                    OsString::from_vec(value.to_vec()),
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_output_parses() {
+        let env = parse_env(b"A=1\0PWD=/x\0B=x=y\0EMPTY=\0_=/bin/env\0\0".to_vec());
+        assert_eq!(
+            env,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "x=y".into()),
+                ("EMPTY".into(), "".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn scenarios_must_stay_in_the_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("sc")).unwrap();
+        std::fs::write(ws.join("sc/a.xml"), "<x/>").unwrap();
+        std::fs::write(dir.path().join("secret.xml"), "<s/>").unwrap();
+        std::os::unix::fs::symlink("../secret.xml", ws.join("out.xml")).unwrap();
+        std::os::unix::fs::symlink("sc/a.xml", ws.join("in.xml")).unwrap();
+        assert_eq!(read_scenario(&ws, "sc/a.xml").unwrap(), b"<x/>");
+        assert_eq!(read_scenario(&ws, "in.xml").unwrap(), b"<x/>");
+        assert_eq!(
+            read_scenario(&ws, "out.xml").unwrap_err(),
+            "out.xml: leads out of the checkout"
+        );
+        assert_eq!(
+            read_scenario(&ws, "../secret.xml").unwrap_err(),
+            "../secret.xml: leads out of the checkout"
+        );
+        assert_eq!(
+            read_scenario(&ws, "nope.xml").unwrap_err(),
+            "nope.xml: not found in the checkout"
+        );
+        assert_eq!(
+            read_scenario(&ws, "sc").unwrap_err(),
+            "sc: not a regular file"
+        );
+    }
+}

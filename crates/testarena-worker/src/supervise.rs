@@ -1,0 +1,262 @@
+//! Runs one child of a queue to its end under every limit: the test's
+//! timeout and quiet-timeout, the queue's deadline, a user's abort (polled
+//! from the database every [`ABORT_POLL`]) and the worker's shutdown.
+//!
+//! Whatever ends the child, its whole process group is stopped before
+//! [`supervise`] returns (SIGTERM, then SIGKILL after the grace), so nothing
+//! a step started outlives the step. While the child runs, its process
+//! group id is recorded on the queue, so that a worker restarted after a
+//! crash can kill what is left.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use testarena_domain::store;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use crate::db::Db;
+use crate::process::{self, Child};
+use crate::{Error, Result};
+
+/// How often a running queue's abort request is read from the database.
+pub const ABORT_POLL: Duration = Duration::from_millis(300);
+/// How long output is still read after the child's group was stopped: the
+/// last lines of a crash are worth having, a stuck pipe is not worth waiting
+/// for.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Why a queue must stop now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// A user asked, with this reason.
+    Abort(String),
+    /// The queue ran past its timeout.
+    QueueTimeout,
+    /// The worker is shutting down.
+    Shutdown,
+}
+
+impl Stop {
+    /// The queue's `status_reason` when it ends `aborted` for this.
+    pub fn reason(&self) -> &str {
+        match self {
+            Stop::Abort(reason) => reason,
+            Stop::QueueTimeout => "timeout",
+            Stop::Shutdown => "worker stopped",
+        }
+    }
+}
+
+/// What a queue's steps watch: the database, the deadline, the shutdown flag.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub db: Db,
+    pub queue_id: String,
+    pub deadline: Instant,
+    /// Becomes `true` when the worker shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Time between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+impl Watch {
+    /// Whether the queue must stop now, checking the database once.
+    pub async fn check(&self) -> Option<Stop> {
+        if *self.shutdown.borrow() {
+            return Some(Stop::Shutdown);
+        }
+        if Instant::now() >= self.deadline {
+            return Some(Stop::QueueTimeout);
+        }
+        self.abort_requested().await.map(Stop::Abort)
+    }
+
+    /// Resolves once the queue must stop, polling the database every
+    /// [`ABORT_POLL`]: for steps that run no child (git).
+    pub async fn stopped(&self) -> Stop {
+        let mut shutdown = self.shutdown.clone();
+        let mut poll = tokio::time::interval(ABORT_POLL);
+        loop {
+            tokio::select! {
+                () = shutting_down(&mut shutdown) => return Stop::Shutdown,
+                () = sleep_until(self.deadline) => return Stop::QueueTimeout,
+                _ = poll.tick() => {
+                    if let Some(reason) = self.abort_requested().await {
+                        return Stop::Abort(reason);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn abort_requested(&self) -> Option<String> {
+        let id = self.queue_id.clone();
+        match self.db.run(move |c| store::abort_reason(c, &id)).await {
+            Ok(reason) => reason,
+            Err(e) => {
+                // A missed poll is retried at the next one.
+                tracing::warn!(error = %e, "cannot read the abort request");
+                None
+            }
+        }
+    }
+}
+
+/// Resolves once the shutdown flag is set; never if its sender is gone.
+pub async fn shutting_down(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Per-step limits, in seconds as the scenario gives them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    pub timeout_s: Option<u64>,
+    pub quiet_timeout_s: Option<u64>,
+}
+
+/// How a supervised child ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited by itself and its output is read to the end.
+    Exited(ExitStatus),
+    /// The sink said its work was done (a boot test's verdict).
+    Done,
+    /// Past the step's `timeout_s`.
+    Timeout(u64),
+    /// No output for `quiet_timeout_s`.
+    Quiet(u64),
+    /// The queue must stop.
+    Stopped(Stop),
+}
+
+/// Exit code of a status, the shell's way: 128 + N for a signal.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+/// Where a child's output goes.
+pub trait Sink {
+    /// One piece of output, in order. Returns `true` once the child's work is
+    /// done and it should be stopped. Still called for output read after that.
+    fn piece(&mut self, bytes: &[u8]) -> impl Future<Output = Result<bool>> + Send;
+    /// Called before the child's group is stopped (QEMU's stdin is closed:
+    /// a guest blocked reading it ignores SIGTERM otherwise).
+    fn close_input(&mut self) {}
+}
+
+/// Runs `child` until it ends or a limit hits, feeding its output to `sink`,
+/// and stops its whole process group before returning.
+pub async fn supervise<S: Sink + Send>(
+    watch: &Watch,
+    mut child: Child,
+    limits: Limits,
+    sink: &mut S,
+) -> Result<Ended> {
+    let pgid = child.pgid;
+    set_pgid(watch, Some(pgid)).await;
+    let mut output = process::read_output(&mut child.inner);
+    let result = run(watch, &mut child, &mut output, limits, sink).await;
+    sink.close_input();
+    let left = process::stop(Some(pgid), None, watch.grace).await;
+    if !left.is_empty() {
+        tracing::error!(pgid, ?left, "processes survived SIGKILL");
+    }
+    drain(&mut output, sink).await;
+    // Reaped, so that no zombie is left; it is dead or dying by now.
+    let _ = tokio::time::timeout(DRAIN, child.inner.wait()).await;
+    set_pgid(watch, None).await;
+    result
+}
+
+async fn run<S: Sink + Send>(
+    watch: &Watch,
+    child: &mut Child,
+    output: &mut mpsc::Receiver<Vec<u8>>,
+    limits: Limits,
+    sink: &mut S,
+) -> Result<Ended> {
+    let started = Instant::now();
+    let far = started + Duration::from_secs(86_400 * 365);
+    let deadline = limits
+        .timeout_s
+        .map_or(far, |s| started + Duration::from_secs(s));
+    let quiet = limits.quiet_timeout_s.map(Duration::from_secs);
+    let mut last_output = started;
+    let mut poll = tokio::time::interval(ABORT_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = watch.shutdown.clone();
+    let mut exit: Option<ExitStatus> = None;
+    let mut output_open = true;
+    loop {
+        if let (Some(status), false) = (exit, output_open) {
+            return Ok(Ended::Exited(status));
+        }
+        let quiet_deadline = quiet.map_or(far, |q| last_output + q);
+        tokio::select! {
+            piece = output.recv(), if output_open => match piece {
+                Some(bytes) => {
+                    last_output = Instant::now();
+                    if sink.piece(&bytes).await? {
+                        return Ok(Ended::Done);
+                    }
+                }
+                None => output_open = false,
+            },
+            status = child.inner.wait(), if exit.is_none() => {
+                let status = status.map_err(|e| Error::Spawn {
+                    program: child.program.clone(),
+                    source: e,
+                })?;
+                exit = Some(status);
+                if output_open {
+                    // Something the child left behind holds its output open
+                    // (`sleep 600 &`): the step is over, and so is the rest
+                    // of its group.
+                    process::stop(Some(child.pgid), None, watch.grace).await;
+                    if tokio::time::timeout(DRAIN, drain(output, sink)).await.is_err() {
+                        output_open = false;
+                    }
+                }
+            },
+            () = sleep_until(deadline) => {
+                return Ok(Ended::Timeout(limits.timeout_s.unwrap_or_default()));
+            },
+            () = sleep_until(quiet_deadline), if exit.is_none() => {
+                return Ok(Ended::Quiet(limits.quiet_timeout_s.unwrap_or_default()));
+            },
+            () = sleep_until(watch.deadline) => return Ok(Ended::Stopped(Stop::QueueTimeout)),
+            () = shutting_down(&mut shutdown) => return Ok(Ended::Stopped(Stop::Shutdown)),
+            _ = poll.tick() => {
+                if let Some(reason) = watch.abort_requested().await {
+                    return Ok(Ended::Stopped(Stop::Abort(reason)));
+                }
+            },
+        }
+    }
+}
+
+/// Reads what is left of the output into the sink, for at most [`DRAIN`].
+async fn drain<S: Sink + Send>(output: &mut mpsc::Receiver<Vec<u8>>, sink: &mut S) {
+    let until = Instant::now() + DRAIN;
+    while let Ok(Some(bytes)) = tokio::time::timeout_at(until, output.recv()).await {
+        if let Err(e) = sink.piece(&bytes).await {
+            tracing::warn!(error = %e, "output lost while stopping");
+            return;
+        }
+    }
+    output.close();
+}
+
+async fn set_pgid(watch: &Watch, pgid: Option<i32>) {
+    let id = watch.queue_id.clone();
+    if let Err(e) = watch.db.run(move |c| store::set_pgid(c, &id, pgid)).await {
+        tracing::warn!(error = %e, pgid, "cannot record the process group");
+    }
+}
