@@ -41,3 +41,6 @@ ensure_cargo() {
 # Packages the build needs: a C compiler, pkg-config and OpenSSL headers
 # (git2's HTTPS and SSH transports). SQLite is compiled in.
 BUILD_PACKAGES=(build-essential pkg-config libssl-dev git)
+# What running firmware needs: the lx106 cross-compiler and QEMU for Xtensa
+# (docs/LX106.md).
+FIRMWARE_PACKAGES=(make gcc-xtensa-lx106 binutils-xtensa-lx106 qemu-system-misc)

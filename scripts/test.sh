@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_cargo
-ensure_packages "${BUILD_PACKAGES[@]}"
+ensure_packages "${BUILD_PACKAGES[@]}" "${FIRMWARE_PACKAGES[@]}" shellcheck
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "shellcheck"
+shellcheck -x scripts/*.sh .ci/run tests/fixtures/*.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

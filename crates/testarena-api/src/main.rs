@@ -68,6 +68,7 @@ enum UserCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init();
+    testarena_domain::git::init_socket_timeouts(std::time::Duration::from_secs(60))?;
     let config = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
