@@ -40,7 +40,9 @@ ensure_cargo() {
 
 # Packages the build needs: a C compiler, pkg-config and OpenSSL headers
 # (git2's HTTPS and SSH transports). SQLite is compiled in.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 BUILD_PACKAGES=(build-essential pkg-config libssl-dev git)
 # What running firmware needs: the lx106 cross-compiler and QEMU for Xtensa
 # (docs/LX106.md).
+# shellcheck disable=SC2034
 FIRMWARE_PACKAGES=(make gcc-xtensa-lx106 binutils-xtensa-lx106 qemu-system-misc)
