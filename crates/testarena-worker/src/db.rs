@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use testarena_domain::db::{DbPool, SqliteConnection};
+use testarena_domain::db::{self as domain_db, DbPool, SqliteConnection};
 use testarena_domain::store::{StoreError, StoreResult};
 
 use crate::{Error, Result};
@@ -38,6 +38,17 @@ pub struct Db {
 impl Db {
     pub fn new(pool: DbPool) -> Self {
         Self { pool }
+    }
+
+    /// Fails with a message naming the fix while migrations are pending:
+    /// the worker never migrates, the app owns the schema.
+    pub async fn ensure_migrated(&self) -> Result<()> {
+        let pool = self.pool.clone();
+        blocking(move || {
+            let mut conn = pool.get().map_err(StoreError::from)?;
+            Ok(domain_db::ensure_migrated(&mut conn)?)
+        })
+        .await
     }
 
     /// Runs one store call with a pooled connection. A call that found the

@@ -18,6 +18,7 @@
 //! that fails, a test that times out) are not errors but verdicts recorded
 //! in the database.
 
+pub mod daemon;
 pub mod db;
 pub mod logfile;
 pub mod matcher;

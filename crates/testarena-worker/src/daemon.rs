@@ -1,0 +1,219 @@
+//! The daemon: registers the worker, recovers lost queues, heartbeats,
+//! claims waiting queues up to `slots` at a time and runs each in its own
+//! tokio task; on SIGTERM or SIGINT it stops claiming, stops its queues
+//! (`aborted`, "worker stopped") and returns within `abort_grace_s` + 2 s.
+//!
+//! Recovery runs at start and on every heartbeat: a running queue whose
+//! worker went silent for `lost_after_s`, or that this worker id ran before
+//! this start, becomes `error` "worker lost", and what is left of its
+//! processes here is killed (its recorded process group, if that group
+//! still belongs to it, and every process carrying its queue id).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use testarena_domain::config::Config;
+use testarena_domain::db as domain_db;
+use testarena_domain::junit;
+use testarena_domain::models::QueueRow;
+use testarena_domain::paths::Home;
+use testarena_domain::status::Status;
+use testarena_domain::store;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use crate::db::{self, Db};
+use crate::logfile::Timeline;
+use crate::process;
+use crate::runner::{self, Context};
+use crate::supervise::shutting_down;
+use crate::{Error, Result};
+
+/// Time kept for the last bookkeeping after the grace period, out of the
+/// 2 s the design allows beyond it.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(1500);
+
+/// A watch flag set to `true` on the first SIGTERM or SIGINT.
+pub fn shutdown_on_signals() -> Result<watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let io = |e| Error::io("signal handler", e);
+    let mut term = signal(SignalKind::terminate()).map_err(io)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down");
+        let _ = tx.send(true);
+        // Later signals are absorbed: the shutdown is already on its way.
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Runs the worker until `shutdown` becomes `true`.
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let config = Arc::new(config);
+    let w = config.worker.clone();
+    let pool = domain_db::open_pool(&config.database_path(), w.slots.saturating_add(2))?;
+    let db = Db::new(pool);
+    db.ensure_migrated().await?;
+    let worker_id = config.worker_id();
+    let ctx = Context {
+        home: Home::new(config.home.clone()),
+        db: db.clone(),
+        worker_id: worker_id.clone(),
+        config: Arc::clone(&config),
+    };
+    let (id, version) = (worker_id.clone(), env!("CARGO_PKG_VERSION"));
+    let me = db
+        .run(move |c| store::register_worker(c, &id, w.slots, version, std::process::id()))
+        .await?;
+    tracing::info!(worker.id = %worker_id, slots = w.slots, "worker registered");
+    recover(&ctx, me.started_at).await;
+
+    let mut running: JoinSet<()> = JoinSet::new();
+    let mut queues: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(w.heartbeat_s));
+    let mut poll = tokio::time::interval(Duration::from_millis(w.poll_interval_ms));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutting_down(&mut shutdown) => break,
+            _ = heartbeat.tick() => {
+                let id = worker_id.clone();
+                if let Err(e) = db.run(move |c| store::heartbeat(c, &id)).await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+                recover(&ctx, me.started_at).await;
+            },
+            _ = poll.tick() => {
+                while running.len() < w.slots as usize && !*shutdown.borrow() {
+                    let Some(queue) = claim(&db, &worker_id).await else { break };
+                    let (ctx, stop, queue_id) = (ctx.clone(), shutdown.clone(), queue.id.clone());
+                    let handle = running.spawn(async move {
+                        runner::run_queue(&ctx, queue, stop).await;
+                    });
+                    queues.insert(handle.id(), queue_id);
+                }
+            },
+            Some(done) = running.join_next_with_id() => {
+                let id = match &done {
+                    Ok((id, ())) => *id,
+                    Err(e) => e.id(),
+                };
+                if let (Some(queue), Err(e)) = (queues.remove(&id), done) {
+                    tracing::error!(queue.id = %queue, error = %e, "queue task failed");
+                }
+            },
+        }
+    }
+    stop_queues(&ctx, running, queues).await;
+    Ok(())
+}
+
+async fn claim(db: &Db, worker_id: &str) -> Option<QueueRow> {
+    let id = worker_id.to_owned();
+    match db.run(move |c| store::claim_next(c, &id)).await {
+        Ok(queue) => queue,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot claim a queue");
+            None
+        }
+    }
+}
+
+/// Waits for the queues, which see the shutdown flag themselves, up to the
+/// grace period plus a margin; then kills and records what is left.
+async fn stop_queues(
+    ctx: &Context,
+    mut running: JoinSet<()>,
+    mut queues: HashMap<tokio::task::Id, String>,
+) {
+    let grace = Duration::from_secs(ctx.config.worker.abort_grace_s);
+    let deadline = tokio::time::Instant::now() + grace + SHUTDOWN_MARGIN;
+    while let Ok(Some(done)) = tokio::time::timeout_at(deadline, running.join_next_with_id()).await
+    {
+        if let Ok((id, ())) = done {
+            queues.remove(&id);
+        }
+    }
+    running.abort_all();
+    for queue_id in queues.into_values() {
+        tracing::warn!(queue.id = %queue_id, "queue still stopping at exit; killing it");
+        process::stop(None, Some(&queue_id), Duration::ZERO).await;
+        let id = queue_id.clone();
+        let finished = ctx
+            .db
+            .run(move |c| store::finish_queue(c, &id, Status::Aborted, "worker stopped"))
+            .await;
+        if let Err(e) = finished {
+            tracing::error!(queue.id = %queue_id, error = %e, "cannot record the queue's end");
+        }
+    }
+}
+
+/// Marks lost queues `error` "worker lost" and cleans up after them.
+async fn recover(ctx: &Context, me_started: NaiveDateTime) {
+    let (me, lost_after) = (
+        ctx.worker_id.clone(),
+        Duration::from_secs(ctx.config.worker.lost_after_s),
+    );
+    let lost = match ctx
+        .db
+        .run(move |c| store::mark_lost(c, &me, me_started, lost_after))
+        .await
+    {
+        Ok(lost) => lost,
+        Err(e) => {
+            tracing::warn!(error = %e, "recovery failed");
+            return;
+        }
+    };
+    for queue in lost {
+        let span = tracing::info_span!("queue", queue.id = %queue.id);
+        let ctx = ctx.clone();
+        // In the background: killing leftovers may take the grace period,
+        // and the heartbeat must not wait for it.
+        tokio::spawn(async move { clean_up_lost(&ctx, queue).await }.instrument(span));
+    }
+}
+
+async fn clean_up_lost(ctx: &Context, queue: QueueRow) {
+    tracing::warn!(worker = ?queue.worker_id, "queue lost by its worker");
+    let grace = Duration::from_secs(ctx.config.worker.abort_grace_s);
+    let pgid = queue
+        .pgid
+        .filter(|pgid| process::group_belongs_to(*pgid, &queue.id));
+    let left = process::stop(pgid, Some(&queue.id), grace).await;
+    if !left.is_empty() {
+        tracing::error!(?left, "processes of the lost queue survived SIGKILL");
+    }
+    Timeline::open(&ctx.home.queue_log(&queue.id)).line(&format!(
+        "finished error: worker lost (recovered by worker {})",
+        ctx.worker_id
+    ));
+    let id = queue.id.clone();
+    if let Ok(Some(detail)) = ctx.db.run(move |c| store::queue_detail(c, &id)).await {
+        let path = ctx.home.junit(&queue.id);
+        if let Err(e) = std::fs::write(&path, junit::render(&detail)) {
+            tracing::error!(error = %e, "cannot write junit.xml");
+        }
+    }
+    if !ctx.config.worker.keep_workspace {
+        let workspace = ctx.home.workspace(&queue.id);
+        if let Err(e) = db::blocking(move || runner::remove_dir(&workspace)).await {
+            tracing::warn!(error = %e, "cannot remove the lost queue's workspace");
+        }
+    }
+}
