@@ -2,6 +2,7 @@
 //! config once and hands over to [`testarena_worker::daemon`].
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,8 +18,18 @@ struct Args {
     config: Option<PathBuf>,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line that says what to fix; no backtrace for a known cause.
+            eprintln!("testarena-worker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     testarena_domain::telemetry::init();
     let config = Config::load(args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
