@@ -23,5 +23,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "schema.rs matches the migrations"
 bash scripts/check-schema.sh
 
+step "cargo build (the end-to-end tests start the real binaries)"
+cargo build --workspace --bins --locked
+
 step "cargo test"
 cargo test --workspace --locked
