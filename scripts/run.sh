@@ -14,7 +14,7 @@ ensure_cargo
 ensure_packages "${BUILD_PACKAGES[@]}" "${FIRMWARE_PACKAGES[@]}" curl
 
 echo "==> building release binaries (the first build takes a few minutes)"
-cargo build --release --locked --bins
+cargo build --release --locked --workspace --bins
 bin="$root/target/release"
 
 home=${TESTARENA_HOME:-$root/var}
