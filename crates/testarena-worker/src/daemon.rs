@@ -191,6 +191,10 @@ async fn recover(ctx: &Context, me_started: NaiveDateTime) {
 
 async fn clean_up_lost(ctx: &Context, queue: QueueRow) {
     tracing::warn!(worker = ?queue.worker_id, "queue lost by its worker");
+    Timeline::open(&ctx.home.queue_log(&queue.id)).line(&format!(
+        "finished error: worker lost (recovered by worker {})",
+        ctx.worker_id
+    ));
     let grace = Duration::from_secs(ctx.config.worker.abort_grace_s);
     let pgid = queue
         .pgid
@@ -199,10 +203,6 @@ async fn clean_up_lost(ctx: &Context, queue: QueueRow) {
     if !left.is_empty() {
         tracing::error!(?left, "processes of the lost queue survived SIGKILL");
     }
-    Timeline::open(&ctx.home.queue_log(&queue.id)).line(&format!(
-        "finished error: worker lost (recovered by worker {})",
-        ctx.worker_id
-    ));
     let id = queue.id.clone();
     if let Ok(Some(detail)) = ctx.db.run(move |c| store::queue_detail(c, &id)).await {
         let path = ctx.home.junit(&queue.id);

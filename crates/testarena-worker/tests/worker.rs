@@ -370,6 +370,46 @@ async fn the_env_script_is_sourced_once_and_used_by_every_step() {
     assert!(!farm.home().root().join(format!("work/{id}.env")).exists());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_test_leaves_running_is_killed_when_it_ends() {
+    let farm = Farm::new("background", target(&["true"]));
+    let id = farm.submit("main", &["scenarios/background.xml"], None);
+    let started = Instant::now();
+    let (status, reason) = farm.run_next().await;
+    assert_eq!((status, reason.as_str()), (Status::Passed, ""));
+    // Neither the sleeper in the test's group nor the one that left it.
+    assert!(
+        queue_processes(&id).is_empty(),
+        "{:?}",
+        queue_processes(&id)
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let log = farm.read(farm.queue_dir(&id).join(format!("tasks/{id}.1/leave.log")));
+    assert_eq!(log, "left\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_qemu_is_a_farm_error() {
+    let mut t = target(&["true"]);
+    t.qemu = strings(&["/nonexistent/qemu-system-xtensa", "-M", "sim"]);
+    let farm = Farm::new("noqemu", t);
+    let id = farm.submit("main", &["scenarios/boot.xml"], None);
+    let (status, reason) = farm.run_next().await;
+    assert_eq!(
+        (status, reason.as_str()),
+        (Status::Error, "1 of 1 tasks had errors")
+    );
+    let detail = farm.detail(&id);
+    let unit = &detail.tasks[0].1[0];
+    assert_eq!(unit.status, "error");
+    assert!(
+        unit.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("cannot start /nonexistent/qemu-system-xtensa: ")),
+        "{unit:?}"
+    );
+}
+
 #[path = "worker/binary.rs"]
 mod binary;
 #[path = "worker/qemu.rs"]

@@ -71,6 +71,13 @@ pub const SCENARIOS: &[(&str, &str)] = &[
 "#,
     ),
     (
+        "scenarios/background.xml",
+        r#"<scenario name="background">
+  <test name="leave"><run>sleep 600 &amp; setsid sleep 601 &amp; echo left</run></test>
+</scenario>
+"#,
+    ),
+    (
         "scenarios/bad.xml",
         r#"<scenario name="bad">
   <test name="t">
@@ -221,7 +228,18 @@ impl Farm {
 
     /// Stores a waiting queue of `scenarios` on `branch`; returns its id.
     pub fn submit(&self, branch: &str, scenarios: &[&str], timeout_s: Option<i32>) -> String {
-        let id = format!("{}-{}", self.name, std::process::id());
+        self.submit_as("", branch, scenarios, timeout_s)
+    }
+
+    /// [`Farm::submit`] with `suffix` added to the queue id.
+    pub fn submit_as(
+        &self,
+        suffix: &str,
+        branch: &str,
+        scenarios: &[&str],
+        timeout_s: Option<i32>,
+    ) -> String {
+        let id = format!("{}-{}{suffix}", self.name, std::process::id());
         let queue = NewQueue {
             id: id.clone(),
             repo: "fw".to_owned(),

@@ -123,6 +123,33 @@ async fn sigterm_aborts_the_running_queue_and_exits_in_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_queues_run_at_once_and_all_stop_on_sigterm() {
+    let mut farm = Farm::new("slots", target(&["true"]));
+    farm.config.worker.slots = 2;
+    let ids: Vec<String> = ["-a", "-b", "-c"]
+        .iter()
+        .map(|s| farm.submit_as(s, "main", &["scenarios/sleep.xml"], None))
+        .collect();
+    let mut worker = start_worker(&farm, 1);
+    wait_running(&farm, &ids[0], 3).await;
+    wait_running(&farm, &ids[1], 3).await;
+    // Two slots: the third waits.
+    assert_eq!(farm.queue(&ids[2]).status, "waiting");
+    signal(&worker, Signal::SIGTERM);
+    let status = wait_exit(&mut worker, Duration::from_secs(GRACE_S + 5)).await;
+    assert!(status.success());
+    for id in &ids[..2] {
+        let q = farm.queue(id);
+        assert_eq!(
+            (q.status.as_str(), q.status_reason.as_deref()),
+            ("aborted", Some("worker stopped"))
+        );
+        assert!(queue_processes(id).is_empty());
+    }
+    assert_eq!(farm.queue(&ids[2]).status, "waiting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_runs_queues_it_claims() {
     let farm = Farm::new("daemon", target(&["true"]));
     let id = farm.submit("main", &["scenarios/pass.xml"], None);
