@@ -113,7 +113,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                     Err(e) => e.id(),
                 };
                 if let (Some(queue), Err(e)) = (queues.remove(&id), done) {
+                    // A panic: the queue's own run cannot record its end.
                     tracing::error!(queue.id = %queue, error = %e, "queue task failed");
+                    abandon(&ctx, &queue, Status::Error, "worker failed").await;
                 }
             },
         }
@@ -151,15 +153,21 @@ async fn stop_queues(
     running.abort_all();
     for queue_id in queues.into_values() {
         tracing::warn!(queue.id = %queue_id, "queue still stopping at exit; killing it");
-        process::stop(None, Some(&queue_id), Duration::ZERO).await;
-        let id = queue_id.clone();
-        let finished = ctx
-            .db
-            .run(move |c| store::finish_queue(c, &id, Status::Aborted, "worker stopped"))
-            .await;
-        if let Err(e) = finished {
-            tracing::error!(queue.id = %queue_id, error = %e, "cannot record the queue's end");
-        }
+        abandon(ctx, &queue_id, Status::Aborted, "worker stopped").await;
+    }
+}
+
+/// Ends a queue whose run can no longer do it itself: kills what is left
+/// of its processes at once and records `status` with `reason`.
+async fn abandon(ctx: &Context, queue_id: &str, status: Status, reason: &'static str) {
+    process::stop(None, Some(queue_id), Duration::ZERO).await;
+    let id = queue_id.to_owned();
+    let finished = ctx
+        .db
+        .run(move |c| store::finish_queue(c, &id, status, reason))
+        .await;
+    if let Err(e) = finished {
+        tracing::error!(queue.id = %queue_id, error = %e, "cannot record the queue's end");
     }
 }
 

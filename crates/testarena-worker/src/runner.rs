@@ -322,7 +322,8 @@ impl QueueRun<'_> {
                 .await?;
             self.timeline
                 .line(&format!("task {} started ({})", task.id, task.scenario));
-            let (status, reason) = self.task(task, target, base_env).await?;
+            let span = tracing::info_span!("task", task.id = %task.id);
+            let (status, reason) = self.task(task, target, base_env).instrument(span).await?;
             let task_id = task.id.clone();
             let r = reason.clone();
             self.ctx
@@ -390,16 +391,16 @@ impl QueueRun<'_> {
             let outcome = ctx.run_test(&scenario, test).await?.map_err(End::from)?;
             let took = outcome.duration.as_secs_f64();
             let message = outcome.message.clone().unwrap_or_default();
+            let suffix = if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            };
+            let status = outcome.status;
+            tracing::info!(test = %test.name, %status, message, "test finished");
             self.timeline.line(&format!(
-                "test {}/{} {} in {took:.1} s{}",
-                task.id,
-                test.name,
-                outcome.status,
-                if message.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {message}")
-                }
+                "test {}/{} {status} in {took:.1} s{suffix}",
+                task.id, test.name
             ));
             match outcome.status {
                 Status::Passed => {}
