@@ -18,7 +18,7 @@ cargo build --release --locked --workspace --bins
 bin="$root/target/release"
 
 home=${TESTARENA_HOME:-$root/var}
-listen=${TESTARENA_LISTEN:-127.0.0.1:8080}
+listen=${TESTARENA_LISTEN:-127.0.0.1:8080}   # written to a new config
 mkdir -p "$home"
 home=$(cd "$home" && pwd)
 config="$home/config.toml"
@@ -57,8 +57,12 @@ fail_on = ["Guru Meditation Error", "abort() was called", "assert failed:", "Reb
 TOML
 fi
 export TESTARENA_CONFIG="$config"
-unset TESTARENA_HOME TESTARENA_DATABASE TESTARENA_LISTEN
-listen=$(sed -n 's/^listen = "\(.*\)"$/\1/p' "$config" | head -n 1)
+export TESTARENA_HOME="$home"
+unset TESTARENA_DATABASE
+# $TESTARENA_LISTEN overrides the config (the app reads it too).
+if [ -z "${TESTARENA_LISTEN:-}" ]; then
+    listen=$(sed -n 's/^listen = "\(.*\)"$/\1/p' "$config" | head -n 1)
+fi
 
 "$bin/testarena-app" check-config >/dev/null
 "$bin/testarena-app" migrate
@@ -84,10 +88,15 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+url="http://$listen"
+if curl -fsS -o /dev/null "$url/" 2>/dev/null; then
+    echo "error: something already answers on $listen; set TESTARENA_LISTEN=127.0.0.1:PORT" >&2
+    exit 1
+fi
+
 mkdir -p "$home/logs"
 "$bin/testarena-app" serve >>"$home/logs/app.log" 2>&1 &
 pids+=($!)
-url="http://$listen"
 for _ in $(seq 1 100); do
     curl -fsS "$url/api/v1/health" >/dev/null 2>&1 && break
     kill -0 "${pids[0]}" 2>/dev/null || { echo "testarena-app failed to start; see $home/logs/app.log" >&2; exit 1; }
