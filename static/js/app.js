@@ -44,6 +44,7 @@ const NAV = [
 
 let current = null; // {route, instance, path}
 let ticker = null;
+let navigated = false; // false until the first page is shown
 
 export function parseHash() {
   const raw = window.location.hash.replace(/^#/, '') || '/queues';
@@ -178,6 +179,12 @@ async function route() {
   if (instance.title) document.title = `${instance.title} · TestArena`;
   else document.title = 'TestArena';
   tick(main);
+  // After a navigation, start keyboard and screen-reader users at the new
+  // content, unless the page put the focus somewhere itself.
+  if (navigated && (!document.activeElement || document.activeElement === document.body)) {
+    main.focus({ preventScroll: true });
+  }
+  navigated = true;
 }
 
 function setupTheme() {

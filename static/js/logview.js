@@ -10,7 +10,9 @@ const MAX_COLS = 2000; // longer lines are cut in the view; the full line opens 
 // ESC [ ... final byte: colours and cursor moves from ESP-IDF's console.
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
-export const FAILURE = /\bFAIL\b|Guru Meditation|assert failed|\berror\b/i;
+// Lines that mean trouble: Unity's FAIL, ESP-IDF panics and asserts,
+// compiler and tool errors. Case matters: "App version: fail" is no failure.
+export const FAILURE = /\bFAIL(?:ED)?\b|Guru Meditation|assert failed|abort\(\) was called|\b(?:error|Error|ERROR)\b|Task watchdog got triggered|CORRUPT HEAP|stack overflow/;
 
 export class LogView {
   constructor({ label = 'Log', onChange } = {}) {

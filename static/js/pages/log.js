@@ -17,6 +17,7 @@ export async function render(root, ctx) {
   let files = [];
   let live = false;
   let size = 0;
+  let state = 'loading';
 
   const statusSlot = h('span.status-slot');
   const stateText = h('span.lv-state#lv-state');
@@ -78,6 +79,8 @@ export async function render(root, ctx) {
     });
   };
   const setState = (s) => {
+    state = s;
+    followBtn.hidden = s === 'complete';
     stateText.className = `lv-state state-${s}`;
     replace(stateText, s === 'live' ? h('span.live-dot') : null,
       { live: 'Live', complete: 'Complete', loading: 'Loading…', waiting: 'Waiting for output…', reconnecting: 'Reconnecting…' }[s] || s);
@@ -177,13 +180,15 @@ export async function render(root, ctx) {
     return { offset, complete };
   };
 
-  const followFrom = (offset) => {
+  const followFrom = (offset, initial = 'live') => {
     live = true;
-    setState('live');
+    setState(initial);
     view.setFollow(true);
     let seen = offset;
     events = queueEvents(id, { path, offset }, {
-      open: () => setState('live'),
+      open: () => {
+        if (state === 'reconnecting') setState(view.count() ? 'live' : 'waiting');
+      },
       status: (q) => {
         queue = q;
         replace(statusSlot, statusBadge(q.status, { small: true }));
@@ -191,6 +196,7 @@ export async function render(root, ctx) {
       log: (chunk) => {
         if (chunk.path !== path || chunk.offset < seen) return;
         seen = chunk.offset + 1;
+        if (state === 'waiting') setState('live');
         view.appendText(chunk.text);
         size = Math.max(size, chunk.offset + chunk.text.length);
         sizeText.textContent = bytes(size);
@@ -240,8 +246,7 @@ export async function render(root, ctx) {
         followFrom(r.offset);
       }
     } else if (!isFinal(queue.status)) {
-      setState('waiting');
-      followFrom(0);
+      followFrom(0, 'waiting');
     } else {
       setState('complete');
       view.el.prepend(h('p.lv-empty', 'This log does not exist.'));

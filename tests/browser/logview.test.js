@@ -1,0 +1,203 @@
+// The log viewer: a 60,000-line log stays responsive (bounded DOM, end and
+// search in under 2 s), lossy decoding, jump to the first failure, long
+// lines, and following a growing file live over SSE. No worker needed: the
+// test writes the files into the queue's folder itself.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startEnv } from './lib/env.js';
+import { launch, newPage, signIn, assertClean, shoot, chromiumAvailable } from './lib/browser.js';
+
+const chrome = chromiumAvailable();
+if (!chrome.ok) console.log(`# skipping the log viewer tests: ${chrome.reason}`);
+
+const LINES = 60000;
+const FAIL_AT = 41234; // 1-based line numbers
+const GURU_AT = 50001;
+const BAD_UTF8_AT = 20000;
+const LONG_AT = 30000;
+const LONG_LEN = 100000;
+
+function bigLog() {
+  const parts = [];
+  for (let n = 1; n <= LINES; n++) {
+    let line;
+    if (n === FAIL_AT) line = Buffer.from('test/test_big.c:99:test_needle:FAIL: Expected 1 Was 2\r\n');
+    else if (n === GURU_AT) line = Buffer.from("Guru Meditation Error: Core  0 panic'ed (LoadProhibited). Exception was unhandled.\r\n");
+    else if (n === BAD_UTF8_AT) line = Buffer.concat([Buffer.from('W (20000) flood: bytes '), Buffer.from([0xff, 0xfe]), Buffer.from(' and '), Buffer.from([0xc3, 0x28]), Buffer.from(' end\r\n')]);
+    else if (n === LONG_AT) line = Buffer.from(`I (30000) flood: ${'x'.repeat(LONG_LEN)} needle-long\r\n`);
+    else line = Buffer.from(`I (${n}) flood: line ${String(n).padStart(5, '0')} the quick brown fox jumps over the lazy dog\r\n`);
+    parts.push(line);
+  }
+  return Buffer.concat(parts);
+}
+
+describe('log viewer', { skip: chrome.ok ? false : chrome.reason }, () => {
+  let env;
+  let browser;
+
+  before(async () => {
+    env = await startEnv({ worker: false });
+    browser = await launch();
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (env) await env.stop();
+  });
+
+  const taskDir = (q) => {
+    const dir = path.join(env.dataDir, 'queues', q.id, 'tasks', q.tasks[0].id);
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  };
+
+  it('stays responsive on a 60,000-line log', async () => {
+    const q = await env.submit('admin', { branch: 'main', scenarios: ['scenarios/unit.xml'] });
+    const file = path.join(taskDir(q), 'big.log');
+    fs.writeFileSync(file, bigLog());
+    // Final, so the viewer reads it whole and does not follow it.
+    await env.call('admin', 'POST', `queues/${q.id}/abort`);
+
+    const page = await open(browser, env);
+    await signIn(page, env, 'admin');
+    await page.goto(`${env.base}/#/queues/${q.id}`);
+    await page.click(`a.file-link[data-path="tasks/${q.tasks[0].id}/big.log"]`);
+    const t0 = Date.now();
+    await page.waitForFunction((n) => document.querySelector('#lv-count')?.textContent === `${n.toLocaleString()} lines`, LINES, { timeout: 20000 });
+    const loadMs = Date.now() - t0;
+    await page.waitForSelector('#lv-state >> text=Complete');
+
+    const dom = await page.evaluate(() => ({ nodes: document.getElementsByTagName('*').length, rows: document.querySelectorAll('.lv-row').length }));
+    assert.ok(dom.rows < 200, `rows in the DOM: ${dom.rows}`);
+    assert.ok(dom.nodes < 2500, `elements in the document: ${dom.nodes}`);
+
+    // The end, in under 2 s.
+    let t = Date.now();
+    await page.click('#lv-end');
+    await page.locator(`.lv-row[data-line="${LINES}"]`).waitFor({ state: 'visible', timeout: 2000 });
+    const endMs = Date.now() - t;
+    assert.ok(endMs < 2000, `end took ${endMs} ms`);
+    assert.match(await page.textContent(`.lv-row[data-line="${LINES}"] .lv-text`), /line 60000 the quick brown fox/);
+
+    // Search finds one line among 60,000 in under 2 s.
+    t = Date.now();
+    await page.fill('#lv-search', 'line 45678');
+    await page.press('#lv-search', 'Enter');
+    await page.locator('.lv-row.lv-current[data-line="45678"]').waitFor({ state: 'visible', timeout: 2000 });
+    const searchMs = Date.now() - t;
+    assert.ok(searchMs < 2000, `search took ${searchMs} ms`);
+    assert.equal(await page.textContent('#lv-matches'), '1 / 1');
+    assert.equal(await page.textContent('.lv-row[data-line="45678"] mark'), 'line 45678');
+
+    // Jump to the first failure (the Unity FAIL line, before the Guru Meditation).
+    await page.click('#lv-first-failure');
+    await page.locator(`.lv-row.lv-fail[data-line="${FAIL_AT}"]`).waitFor({ state: 'visible', timeout: 2000 });
+    // And with the keyboard shortcut from the log itself.
+    await page.click('#lv-end');
+    await page.focus('.lv-scroll');
+    await page.keyboard.press('f');
+    await page.locator(`.lv-row[data-line="${FAIL_AT}"]`).waitFor({ state: 'visible', timeout: 2000 });
+
+    // Bytes that are not UTF-8 are shown lossily.
+    await page.fill('#lv-search', 'flood: bytes');
+    await page.press('#lv-search', 'Enter');
+    await page.locator(`.lv-row[data-line="${BAD_UTF8_AT}"]`).waitFor({ state: 'visible' });
+    const lossy = await page.textContent(`.lv-row[data-line="${BAD_UTF8_AT}"] .lv-text`);
+    assert.equal(lossy, 'W (20000) flood: bytes \uFFFD\uFFFD and \uFFFD( end');
+
+    // A 100,000-character line is cut in the view and opens whole.
+    await page.fill('#lv-search', 'needle-long');
+    await page.press('#lv-search', 'Enter');
+    await page.locator(`.lv-row[data-line="${LONG_AT}"] .lv-more`).click();
+    const full = await page.textContent('dialog pre');
+    assert.equal(full.length, 'I (30000) flood: '.length + LONG_LEN + ' needle-long'.length);
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('dialog', { state: 'detached' });
+
+    // Scrolling anywhere stays quick and the DOM stays small.
+    const scroll = await page.evaluate(async () => {
+      const s = document.querySelector('.lv-scroll');
+      const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+      const t0 = performance.now();
+      let worst = 0;
+      for (let k = 0; k < 40; k++) {
+        const a = performance.now();
+        s.scrollTop = Math.floor(((k * 7919) % 40) / 40 * s.scrollHeight);
+        await frame();
+        await frame();
+        worst = Math.max(worst, performance.now() - a);
+      }
+      return { total: performance.now() - t0, worst, rows: document.querySelectorAll('.lv-row').length };
+    });
+    assert.ok(scroll.total < 4000, `40 jumps took ${scroll.total} ms`);
+    assert.ok(scroll.rows < 200, `rows after scrolling: ${scroll.rows}`);
+    console.log(`# 60,000 lines: loaded in ${loadMs} ms, end ${endMs} ms, search ${searchMs} ms, 40 jumps ${Math.round(scroll.total)} ms (worst ${Math.round(scroll.worst)} ms), ${dom.nodes} elements`);
+
+    await page.fill('#lv-search', 'fox jumps');
+    await page.press('#lv-search', 'Enter');
+    await page.click('#lv-first-failure');
+    await shoot(page, 'log', { fullPage: false });
+    await shoot(page, 'log-dark', {
+      widths: [1440],
+      fullPage: false,
+      before: (p) => p.evaluate(() => document.documentElement.setAttribute('data-theme', 'dark')),
+    });
+    assertClean(page);
+  });
+
+  it('follows a growing log live and completes when the queue ends', async () => {
+    const q = await env.submit('admin', { branch: 'main', scenarios: ['scenarios/unit.xml'] });
+    const file = path.join(taskDir(q), 'live.log');
+    fs.writeFileSync(file, 'boot 1\nboot 2\nboot 3\n');
+
+    const page = await open(browser, env);
+    await signIn(page, env, 'admin');
+    await page.goto(`${env.base}/#/queues/${q.id}/log/tasks/${q.tasks[0].id}/live.log`);
+    await page.waitForSelector('#lv-state >> text=Live');
+    await page.waitForSelector('#lv-count >> text=3 lines');
+    assert.equal(await page.getAttribute('#lv-follow', 'aria-pressed'), 'true');
+
+    // Lines appended to the file appear, and the newest stays in view.
+    for (let n = 4; n <= 60; n++) {
+      fs.appendFileSync(file, `tick ${n}\n`);
+      if (n % 8 === 0) await page.locator(`.lv-row[data-line="${n}"]`).waitFor({ state: 'visible', timeout: 5000 });
+    }
+    await page.locator('.lv-row[data-line="60"]').waitFor({ state: 'visible', timeout: 5000 });
+    assert.equal(await page.textContent('.lv-row[data-line="60"] .lv-text'), 'tick 60');
+
+    // Scrolling up stops following.
+    await page.evaluate(() => { document.querySelector('.lv-scroll').scrollTop = 0; });
+    await page.waitForFunction(() => document.querySelector('#lv-follow').getAttribute('aria-pressed') === 'false');
+
+    // A partial line waits for its newline; the end of the queue flushes it.
+    fs.appendFileSync(file, 'no newline yet');
+    await env.call('admin', 'POST', `queues/${q.id}/abort`);
+    await page.waitForSelector('#lv-state >> text=Complete', { timeout: 10000 });
+    await page.waitForSelector('#lv-count >> text=61 lines');
+    await page.click('#lv-end');
+    await page.locator('.lv-row[data-line="61"]').waitFor({ state: 'visible' });
+    assert.equal(await page.textContent('.lv-row[data-line="61"] .lv-text'), 'no newline yet');
+    assertClean(page);
+  });
+
+  it('waits for a log that does not exist yet', async () => {
+    const q = await env.submit('admin', { branch: 'main', scenarios: ['scenarios/unit.xml'] });
+    const page = await open(browser, env);
+    await signIn(page, env, 'admin');
+    await page.goto(`${env.base}/#/queues/${q.id}/log/tasks/${q.tasks[0].id}/later.log`);
+    await page.waitForSelector('#lv-state >> text=Waiting for output');
+    fs.writeFileSync(path.join(taskDir(q), 'later.log'), 'first line\nsecond line\n');
+    await page.locator('.lv-row[data-line="2"]').waitFor({ state: 'visible', timeout: 5000 });
+    assert.equal(await page.textContent('.lv-row[data-line="1"] .lv-text'), 'first line');
+    await env.call('admin', 'POST', `queues/${q.id}/abort`);
+    await page.waitForSelector('#lv-state >> text=Complete', { timeout: 10000 });
+    assertClean(page);
+  });
+});
+
+async function open(browser, env) {
+  return newPage(browser, env);
+}
