@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod serve;
 pub mod state;
@@ -80,6 +81,7 @@ pub fn create_app(
             })
         })
         .configure(routes::config)
+        .configure(openapi::config)
         .service(
             actix_files::Files::new("/", static_dir)
                 .index_file("index.html")

@@ -3,12 +3,18 @@
 //!
 //! Times are RFC 3339 in UTC. Conversions from database rows live here too,
 //! so a handler only calls `Queue::from(&detail)`.
+//!
+//! Every type derives `ToSchema` for the app's OpenAPI document. A response
+//! field that is always sent but may be `null` is marked `required`; one
+//! that is left out when unknown (`skip_serializing_if`) is optional and
+//! never `null`.
 
 use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
 use crate::models::{QueueDetail, QueueRow, TaskRow, TestCaseRow, TokenRow, UserRow, WorkerRow};
 use crate::status::Status;
@@ -18,53 +24,72 @@ fn utc(t: NaiveDateTime) -> DateTime<Utc> {
 }
 
 /// A queue with its tasks and their tests.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Queue {
     pub id: String,
     pub status: Status,
+    /// Why it ended as it did, in words; `null` until then.
+    #[schema(required)]
     pub status_reason: Option<String>,
     pub repo: String,
     pub branch: String,
+    /// The commit the branch resolved to; `null` until a worker checks it out.
+    #[schema(required)]
     pub commit: Option<String>,
     pub target: String,
     pub owner: String,
     pub priority: i32,
     /// `null`: the worker's `queue_timeout_s`.
+    #[schema(required)]
     pub timeout_s: Option<i32>,
     pub created_at: DateTime<Utc>,
+    #[schema(required)]
     pub started_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub finished_at: Option<DateTime<Utc>>,
     /// A waiting queue's place in line, 1 = next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1)]
     pub position: Option<i64>,
     /// The worker that runs or ran it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub worker: Option<String>,
     pub tasks: Vec<Task>,
 }
 
 /// A task: one scenario of a queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Task {
     pub id: String,
     pub queue_id: String,
     pub scenario: String,
     pub status: Status,
+    #[schema(required)]
     pub status_reason: Option<String>,
+    /// Passed results.
     pub passed: i32,
+    /// Failed and error results.
     pub failed: i32,
+    /// Skipped results.
     pub skipped: i32,
+    #[schema(required)]
     pub started_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// Empty in queue lists; filled in a single queue or task.
     pub tests: Vec<TestResult>,
 }
 
 /// One test result: a scenario's `<test>`, or a Unity case `<test>/<NAME>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TestResult {
     pub name: String,
     pub status: Status,
+    #[schema(required)]
     pub duration_ms: Option<i32>,
+    /// The failure class, e.g. `timeout after 30 s`.
+    #[schema(required)]
     pub message: Option<String>,
 }
 
@@ -144,12 +169,13 @@ impl From<&QueueDetail> for Queue {
 }
 
 /// `POST /api/v1/queues`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateQueue {
     pub branch: String,
     /// Scenario paths; task ids are made up. Either this or `tasks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 100)]
     pub scenarios: Option<Vec<String>>,
     /// `{task_id: scenario path}`, in the given order. Either this or `scenarios`.
     #[serde(
@@ -158,16 +184,23 @@ pub struct CreateQueue {
         deserialize_with = "ordered_map",
         serialize_with = "serialize_ordered_map"
     )]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
     pub tasks: Option<Vec<(String, String)>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Default: `YYYYMMDD-HHMMSS-xxxx`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub id: Option<String>,
+    /// Higher runs first; default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub priority: Option<i32>,
+    /// Seconds from start; default: the worker's `queue_timeout_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 604800)]
     pub timeout_s: Option<i32>,
 }
 
@@ -210,15 +243,16 @@ fn serialize_ordered_map<S: serde::Serializer>(
 }
 
 /// A page of `GET /api/v1/queues`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `before=` for the next page; `null` on the last one.
+    #[schema(required)]
     pub next: Option<String>,
 }
 
 /// One entry of `GET /api/v1/queues/{id}/logs`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LogFile {
     /// Relative to the queue's folder, e.g. `tasks/t1/unit.log`.
     pub path: String,
@@ -227,7 +261,7 @@ pub struct LogFile {
 }
 
 /// The data of an SSE `log` event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LogChunk {
     pub path: String,
     pub offset: u64,
@@ -235,7 +269,7 @@ pub struct LogChunk {
 }
 
 /// `GET /api/v1/health`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     /// `ok`, or `degraded` when the database cannot be reached.
     pub status: String,
@@ -245,7 +279,7 @@ pub struct Health {
     pub version: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WorkerInfo {
     pub id: String,
     pub slots: i32,
@@ -266,7 +300,7 @@ impl WorkerInfo {
 }
 
 /// `POST /api/v1/session`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     pub username: String,
@@ -282,7 +316,7 @@ impl fmt::Debug for Login {
 }
 
 /// A user as the API shows one (never the hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: i32,
     pub username: String,
@@ -304,17 +338,19 @@ impl From<&UserRow> for User {
 }
 
 /// `POST /api/v1/users`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub username: String,
+    /// 8 to 1024 bytes, no NUL.
     pub password: String,
     #[serde(default)]
     pub is_admin: bool,
 }
 
 /// `PATCH /api/v1/users/{id}`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -345,7 +381,7 @@ impl fmt::Debug for UpdateUser {
 }
 
 /// An API token as listed (never the secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Token {
     pub id: i32,
     pub user_id: i32,
@@ -353,6 +389,7 @@ pub struct Token {
     /// The secret's first characters, to recognise it.
     pub prefix: String,
     pub created_at: DateTime<Utc>,
+    #[schema(required)]
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
@@ -370,14 +407,15 @@ impl From<&TokenRow> for Token {
 }
 
 /// `POST /api/v1/tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// 1 to 100 printable characters (after trimming).
     pub name: String,
 }
 
 /// The answer to `POST /api/v1/tokens`: the only time the secret is shown.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub token: Token,
@@ -393,7 +431,7 @@ impl fmt::Debug for CreatedToken {
 }
 
 /// The machine-readable code of an error body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -409,16 +447,18 @@ pub enum ErrorCode {
 }
 
 /// `{"error": {"code", "message", "field"?}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
+    /// The request field at fault, e.g. `branch` or `scenarios[1]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub field: Option<String>,
 }
 

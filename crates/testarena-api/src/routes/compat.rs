@@ -13,6 +13,7 @@ use actix_web::{HttpResponse, web};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::openapi::{Authed, IdParam, NotFoundError, QueueOrTask};
 use crate::routes::queues;
 use crate::state::AppState;
 
@@ -26,6 +27,19 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// A queue id answers with the queue; otherwise a task id with the task.
+#[utoipa::path(
+    get,
+    path = "/api/status/{id}",
+    operation_id = "compat_status",
+    tag = "compat",
+    summary = "A queue, or else the task with that id (alias of GET /api/v1/queues/{id} and GET /api/v1/tasks/{id})",
+    params(IdParam),
+    responses(
+        (status = 200, description = "The queue, or the task", body = QueueOrTask),
+        (status = 404, description = "No such queue or task", body = NotFoundError),
+        Authed,
+    )
+)]
 async fn status(
     state: web::Data<AppState>,
     _user: AuthUser,

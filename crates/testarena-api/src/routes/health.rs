@@ -9,6 +9,7 @@ use testarena_domain::store;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::metrics::label;
+use crate::openapi::Authed;
 use crate::state::AppState;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -18,6 +19,18 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 
 /// Health: `ok` with the workers, or 503 `degraded` when the database
 /// cannot be reached.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    operation_id = "health",
+    tag = "operations",
+    summary = "Is the app up, can it reach the database, which workers are alive",
+    security(()),
+    responses(
+        (status = 200, description = "`ok`, with the workers", body = Health),
+        (status = 503, description = "`degraded`: the database cannot be reached; `database` says why", body = Health),
+    )
+)]
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     let workers = state.db(|conn| Ok(store::list_workers(conn)?)).await;
     let version = env!("CARGO_PKG_VERSION").to_owned();
@@ -44,6 +57,19 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Needs a user like every other route: scrape with a Bearer token.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Queues by status, run times, worker heartbeats, HTTP requests by route, \
+        open event streams. Needs a user like every other route: scrape with a Bearer token.",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+        Authed,
+    )
+)]
 async fn metrics(state: web::Data<AppState>, _user: AuthUser) -> Result<HttpResponse, ApiError> {
     let (counts, workers, durations) = state
         .db(|conn| {

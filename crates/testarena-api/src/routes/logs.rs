@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::openapi::{Authed, BadRequestError, IdParam, NotFoundError, ValidationFailedError};
 use crate::routes::queues::{checked_id, load_queue};
 use crate::state::{AppState, blocking};
 
@@ -95,6 +96,21 @@ fn walk(dir: &Path) -> Vec<(String, std::fs::Metadata)> {
     out
 }
 
+/// `GET /api/v1/queues/{id}/logs`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queues/{id}/logs",
+    operation_id = "list_logs",
+    tag = "logs",
+    summary = "The queue's files",
+    description = "Every file under the queue's folder (logs, rendered HTML, `junit.xml`), by path.",
+    params(IdParam),
+    responses(
+        (status = 200, description = "The files, sorted by path", body = Vec<LogFile>),
+        (status = 404, description = "No such queue", body = NotFoundError),
+        Authed,
+    )
+)]
 async fn list(
     state: Data,
     _user: AuthUser,
@@ -119,13 +135,44 @@ async fn list(
     Ok(HttpResponse::Ok().json(files))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RangeQuery {
+    /// First byte to return, default 0; past the end: an empty answer.
     offset: Option<u64>,
+    /// Most bytes to return, default and at most 4 MiB.
+    #[param(minimum = 1, maximum = 4194304)]
     limit: Option<u64>,
 }
 
+/// `GET /api/v1/queues/{id}/logs/{path}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queues/{id}/logs/{path}",
+    operation_id = "read_log",
+    tag = "logs",
+    summary = "Read a file of the queue, from an offset",
+    description = "The bytes as they are on disk (output that is not UTF-8 included). Follow a \
+        running queue's log by asking again from `offset` + the length received until \
+        `X-Log-Complete` is `true` and the offset reaches `X-Log-Size`.",
+    params(
+        IdParam,
+        ("path" = String, Path, description = "Relative to the queue's folder, e.g. `tasks/<task id>/<test>.log`: `/`-separated names of `[A-Za-z0-9._-]`, no `.` or `..`"),
+        RangeQuery,
+    ),
+    responses(
+        (status = 200, description = "The bytes from `offset`", content_type = "text/plain", body = String,
+            headers(
+                ("X-Log-Size" = u64, description = "The file's size now, in bytes"),
+                ("X-Log-Complete" = bool, description = "`true` once the queue has ended: the file will not grow"),
+            )),
+        (status = 400, description = "An unknown query parameter, a value that is not a number, or a path that cannot be decoded", body = BadRequestError),
+        (status = 404, description = "No such queue or file, or a path that leaves the queue's folder", body = NotFoundError),
+        (status = 422, description = "`limit` out of range", body = ValidationFailedError),
+        Authed,
+    )
+)]
 async fn read(
     state: Data,
     _user: AuthUser,
@@ -180,8 +227,9 @@ fn read_range(file: &Path, offset: u64, limit: u64) -> std::io::Result<(Vec<u8>,
     Ok((buf, size))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
     /// Follow only this file.
     path: Option<String>,
@@ -192,6 +240,25 @@ struct EventsQuery {
 /// `GET /api/v1/queues/{id}/events`: `status` (the queue) on every change,
 /// `log` (`{"path","offset","text"}`) as complete lines arrive, and `end`
 /// once the queue is final and every file has been sent to its end.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queues/{id}/events",
+    operation_id = "queue_events",
+    tag = "logs",
+    summary = "Follow a queue live (Server-Sent Events)",
+    description = "Events, each `data` one line of JSON: `status` (a `Queue`) first and on every \
+        change; `log` (a `LogChunk`: complete lines of a `.log` file as they are written); `end` \
+        (the final `Queue`, or `{\"status\": \"deleted\"}` when the queue was deleted) once \
+        the queue has ended and every file was sent to its end, after which the stream closes. \
+        Comment lines keep an idle stream open. The stream stays open while the queue runs.",
+    params(IdParam, EventsQuery),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "An unknown query parameter, or an `offset` that is not a number", body = BadRequestError),
+        (status = 404, description = "No such queue, or a bad `path`", body = NotFoundError),
+        Authed,
+    )
+)]
 async fn events(
     state: Data,
     _user: AuthUser,

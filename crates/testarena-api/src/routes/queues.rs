@@ -14,6 +14,10 @@ use testarena_domain::store::{self, AbortOutcome, QueueFilter};
 use crate::Body;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::openapi::{
+    Authed, BadRequestError, ConflictError, ForbiddenError, IdParam, NotFoundError,
+    PayloadTooLargeError, ValidationFailedError,
+};
 use crate::state::{AppState, blocking};
 use crate::submit;
 
@@ -46,6 +50,27 @@ pub fn checked_id(id: &str) -> Result<&str, ApiError> {
 }
 
 /// `POST /api/v1/queues`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/queues",
+    operation_id = "create_queue",
+    tag = "queues",
+    summary = "Submit a queue",
+    description = "Checks that the repository and target are configured, that the branch exists \
+        and that every scenario file exists at its tip and parses, then stores the queue, waiting. \
+        Give `scenarios` (task ids `<queue id>.<n>`) or `tasks` (`{task id: path}`, in order).",
+    request_body = CreateQueue,
+    responses(
+        (status = 201, description = "The new queue, waiting", body = Queue,
+            headers(("Location" = String, description = "`/api/v1/queues/{id}`"))),
+        (status = 400, description = "Malformed JSON, unknown fields or a wrong Content-Type", body = BadRequestError),
+        (status = 403, description = "Not the owner or an admin, or a cookie without the CSRF header", body = ForbiddenError),
+        (status = 409, description = "The queue id, or a task id, is taken", body = ConflictError),
+        (status = 413, description = "The body is over the limit", body = PayloadTooLargeError),
+        (status = 422, description = "No such repository, target or branch; a scenario missing or invalid", body = ValidationFailedError),
+        Authed,
+    )
+)]
 pub async fn create(
     state: Data,
     user: AuthUser,
@@ -109,17 +134,42 @@ fn queue_json(detail: &QueueDetail, position: Option<i64>) -> Queue {
     queue
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only queues in this status; empty for any.
+    #[param(schema_with = crate::openapi::queue_status_filter)]
     status: Option<String>,
+    /// Only this user's queues; empty for anyone's.
     owner: Option<String>,
+    /// Only queues of this branch; empty for any.
     branch: Option<String>,
+    /// Page size, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `next` of the previous page.
+    #[param(pattern = r"^([+-]?[0-9]+)?$")]
     before: Option<String>,
 }
 
 /// `GET /api/v1/queues`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queues",
+    operation_id = "list_queues",
+    tag = "queues",
+    summary = "List queues, newest first",
+    description = "A page of queues with their tasks (without test cases). Pass `next` as \
+        `before` for the following page; queues created meanwhile are neither skipped nor repeated.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of queues", body = Page<Queue>),
+        (status = 400, description = "An unknown query parameter, or a `limit` that is not a number", body = BadRequestError),
+        (status = 422, description = "A bad `status`, `limit` or `before`", body = ValidationFailedError),
+        Authed,
+    )
+)]
 pub async fn list(
     state: Data,
     _user: AuthUser,
@@ -211,6 +261,19 @@ pub async fn load_queue(state: &Data, id: &str) -> Result<Queue, ApiError> {
 }
 
 /// `GET /api/v1/queues/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queues/{id}",
+    operation_id = "get_queue",
+    tag = "queues",
+    summary = "A queue with its tasks and test cases",
+    params(IdParam),
+    responses(
+        (status = 200, description = "The queue", body = Queue),
+        (status = 404, description = "No such queue", body = NotFoundError),
+        Authed,
+    )
+)]
 pub async fn get(
     state: Data,
     _user: AuthUser,
@@ -220,6 +283,19 @@ pub async fn get(
 }
 
 /// `GET /api/v1/tasks/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{id}",
+    operation_id = "get_task",
+    tag = "queues",
+    summary = "A task with its test cases",
+    params(IdParam),
+    responses(
+        (status = 200, description = "The task", body = Task),
+        (status = 404, description = "No such task", body = NotFoundError),
+        Authed,
+    )
+)]
 pub async fn get_task(
     state: Data,
     _user: AuthUser,
@@ -241,6 +317,23 @@ pub async fn load_task(state: &Data, id: &str) -> Result<Task, ApiError> {
 
 /// `POST /api/v1/queues/{id}/abort`: immediate for a waiting queue, a
 /// request the worker acts on for a running one, 409 once final.
+#[utoipa::path(
+    post,
+    path = "/api/v1/queues/{id}/abort",
+    operation_id = "abort_queue",
+    tag = "queues",
+    summary = "Abort a queue",
+    description = "Immediate for a waiting queue; for a running one a request that its worker \
+        carries out within seconds (the answer may still say `running`). The owner or an admin.",
+    params(IdParam),
+    responses(
+        (status = 202, description = "Aborted, or the abort requested", body = Queue),
+        (status = 403, description = "Not the owner or an admin, or a cookie without the CSRF header", body = ForbiddenError),
+        (status = 404, description = "No such queue", body = NotFoundError),
+        (status = 409, description = "The queue has already ended", body = ConflictError),
+        Authed,
+    )
+)]
 pub async fn abort(
     state: Data,
     user: AuthUser,
@@ -276,6 +369,22 @@ pub async fn abort_queue(state: &Data, user: &AuthUser, id: &str) -> Result<Queu
 }
 
 /// `DELETE /api/v1/queues/{id}`: 409 while running.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/queues/{id}",
+    operation_id = "delete_queue",
+    tag = "queues",
+    summary = "Delete a queue and its files",
+    description = "Allowed while waiting or once ended. The owner or an admin.",
+    params(IdParam),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not the owner or an admin, or a cookie without the CSRF header", body = ForbiddenError),
+        (status = 404, description = "No such queue", body = NotFoundError),
+        (status = 409, description = "The queue is running: abort it first", body = ConflictError),
+        Authed,
+    )
+)]
 pub async fn delete(
     state: Data,
     user: AuthUser,
@@ -312,6 +421,25 @@ pub async fn delete_queue(state: &Data, user: &AuthUser, id: &str) -> Result<(),
 
 /// `POST /api/v1/queues/{id}/rerun`: a new queue with the same repo,
 /// branch, target, priority, timeout and scenarios, owned by the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/queues/{id}/rerun",
+    operation_id = "rerun_queue",
+    tag = "queues",
+    summary = "Run a queue again",
+    description = "A new queue with the same repository, branch (at its current tip), target, \
+        priority, timeout and scenarios, owned by the caller. The owner or an admin.",
+    params(IdParam),
+    responses(
+        (status = 201, description = "The new queue, waiting", body = Queue,
+            headers(("Location" = String, description = "`/api/v1/queues/{id}` of the new queue"))),
+        (status = 403, description = "Not the owner or an admin, or a cookie without the CSRF header", body = ForbiddenError),
+        (status = 404, description = "No such queue", body = NotFoundError),
+        (status = 409, description = "The new queue's id was taken", body = ConflictError),
+        (status = 422, description = "The branch or a scenario is gone or now invalid", body = ValidationFailedError),
+        Authed,
+    )
+)]
 pub async fn rerun(
     state: Data,
     user: AuthUser,
@@ -336,6 +464,21 @@ pub async fn rerun(
 
 /// `GET /api/v1/queues/{id}/junit.xml`: the worker's file, or the same
 /// document built from the stored results when the file is missing.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queues/{id}/junit.xml",
+    operation_id = "queue_junit",
+    tag = "queues",
+    summary = "The queue's results as JUnit XML",
+    description = "The file the worker wrote when the queue ended; before that, or without it, \
+        the same document built from the results stored so far.",
+    params(IdParam),
+    responses(
+        (status = 200, description = "JUnit XML", content_type = "application/xml", body = String),
+        (status = 404, description = "No such queue", body = NotFoundError),
+        Authed,
+    )
+)]
 pub async fn junit_xml(
     state: Data,
     _user: AuthUser,

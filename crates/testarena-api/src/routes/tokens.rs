@@ -8,6 +8,10 @@ use testarena_domain::{secret, store};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::openapi::{
+    Authed, BadRequestError, ForbiddenError, NotFoundError, NumericIdParam, PayloadTooLargeError,
+    ValidationFailedError,
+};
 use crate::state::AppState;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -19,13 +23,30 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/tokens/{id}", web::delete().to(revoke));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Admins: `all=true` lists everyone's tokens.
     all: Option<bool>,
 }
 
+/// `GET /api/v1/tokens`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    operation_id = "list_tokens",
+    tag = "auth",
+    summary = "List API tokens",
+    description = "The caller's own tokens; with `all=true`, an admin sees everyone's. Never the secrets.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The tokens", body = Vec<Token>),
+        (status = 400, description = "An unknown query parameter, or `all` not `true` or `false`", body = BadRequestError),
+        (status = 403, description = "`all=true` from someone not an admin", body = ForbiddenError),
+        Authed,
+    )
+)]
 async fn list(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -44,6 +65,24 @@ async fn list(
     Ok(HttpResponse::Ok().json(tokens.iter().map(Token::from).collect::<Vec<_>>()))
 }
 
+/// `POST /api/v1/tokens`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    operation_id = "create_token",
+    tag = "auth",
+    summary = "Create an API token for the caller",
+    description = "The answer is the only time the secret is shown; only its hash is stored.",
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The token, with its secret", body = CreatedToken),
+        (status = 400, description = "Malformed JSON, unknown fields or a wrong Content-Type", body = BadRequestError),
+        (status = 403, description = "A cookie without the CSRF header", body = ForbiddenError),
+        (status = 413, description = "The body is over the limit", body = PayloadTooLargeError),
+        (status = 422, description = "A bad `name`", body = ValidationFailedError),
+        Authed,
+    )
+)]
 async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -70,6 +109,22 @@ async fn create(
     }))
 }
 
+/// `DELETE /api/v1/tokens/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    operation_id = "revoke_token",
+    tag = "auth",
+    summary = "Revoke an API token",
+    description = "One's own, or anyone's for an admin; someone else's token is 404 to others.",
+    params(NumericIdParam),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "A cookie without the CSRF header", body = ForbiddenError),
+        (status = 404, description = "No such token (of the caller's)", body = NotFoundError),
+        Authed,
+    )
+)]
 async fn revoke(
     state: web::Data<AppState>,
     user: AuthUser,

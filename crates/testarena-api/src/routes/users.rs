@@ -7,6 +7,10 @@ use testarena_domain::{secret, validate};
 
 use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::openapi::{
+    Authed, BadRequestError, ConflictError, ForbiddenError, NotFoundError, NumericIdParam,
+    PayloadTooLargeError, ValidationFailedError,
+};
 use crate::state::{AppState, blocking};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -31,11 +35,42 @@ fn user_id(id: &str) -> Result<i32, ApiError> {
         .map_err(|_| ApiError::NotFound(format!("no user {id:?}")))
 }
 
+/// `GET /api/v1/users`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    operation_id = "list_users",
+    tag = "users",
+    summary = "List users",
+    responses(
+        (status = 200, description = "Every user", body = Vec<User>),
+        (status = 403, description = "Not an admin", body = ForbiddenError),
+        Authed,
+    )
+)]
 async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
     let users = state.db(|conn| Ok(store::list_users(conn)?)).await?;
     Ok(HttpResponse::Ok().json(users.iter().map(User::from).collect::<Vec<_>>()))
 }
 
+/// `POST /api/v1/users`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    operation_id = "create_user",
+    tag = "users",
+    summary = "Create a user",
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "The new user", body = User),
+        (status = 400, description = "Malformed JSON, unknown fields or a wrong Content-Type", body = BadRequestError),
+        (status = 403, description = "Not an admin, or a cookie without the CSRF header", body = ForbiddenError),
+        (status = 409, description = "The username is taken", body = ConflictError),
+        (status = 413, description = "The body is over the limit", body = PayloadTooLargeError),
+        (status = 422, description = "A bad username or password", body = ValidationFailedError),
+        Authed,
+    )
+)]
 async fn create(
     state: web::Data<AppState>,
     admin: Admin,
@@ -56,6 +91,28 @@ async fn create(
     Ok(HttpResponse::Created().json(User::from(&row)))
 }
 
+/// `PATCH /api/v1/users/{id}`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{id}",
+    operation_id = "update_user",
+    tag = "users",
+    summary = "Change a user's password, admin flag or disabled flag",
+    description = "A new password ends the user's sessions. The last enabled admin cannot be \
+        demoted or disabled.",
+    params(NumericIdParam),
+    request_body = UpdateUser,
+    responses(
+        (status = 200, description = "The user as changed", body = User),
+        (status = 400, description = "Malformed JSON, unknown fields or a wrong Content-Type", body = BadRequestError),
+        (status = 403, description = "Not an admin, or a cookie without the CSRF header", body = ForbiddenError),
+        (status = 404, description = "No such user", body = NotFoundError),
+        (status = 409, description = "This is the last enabled admin", body = ConflictError),
+        (status = 413, description = "The body is over the limit", body = PayloadTooLargeError),
+        (status = 422, description = "A bad password", body = ValidationFailedError),
+        Authed,
+    )
+)]
 async fn update(
     state: web::Data<AppState>,
     admin: Admin,
@@ -108,6 +165,23 @@ fn conn_keeps_an_admin(
     Ok(())
 }
 
+/// `DELETE /api/v1/users/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}",
+    operation_id = "delete_user",
+    tag = "users",
+    summary = "Delete a user",
+    description = "The last enabled admin cannot be deleted.",
+    params(NumericIdParam),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an admin, or a cookie without the CSRF header", body = ForbiddenError),
+        (status = 404, description = "No such user", body = NotFoundError),
+        (status = 409, description = "This is the last enabled admin", body = ConflictError),
+        Authed,
+    )
+)]
 async fn delete(
     state: web::Data<AppState>,
     admin: Admin,

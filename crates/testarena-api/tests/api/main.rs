@@ -6,5 +6,6 @@
 
 mod auth;
 mod malformed;
+mod openapi;
 mod queues;
 mod support;
