@@ -557,7 +557,8 @@ fn workers_register_heartbeat_and_list_what_they_run() {
     );
     assert!(again.started_at >= first.started_at);
     store::claim_next(&mut conn, "w1").unwrap();
-    let seen = store::heartbeat(&mut conn, "w1").unwrap();
+    let seen = store::heartbeat(&mut conn, "w1").unwrap().unwrap();
+    assert_eq!(store::heartbeat(&mut conn, "nobody").unwrap(), None);
     let workers = store::list_workers(&mut conn).unwrap();
     assert_eq!(workers.len(), 1);
     assert_eq!(workers[0].0.last_seen, seen);

@@ -91,8 +91,17 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         tokio::select! {
             () = shutting_down(&mut shutdown) => break,
             _ = heartbeat.tick() => {
-                let id = worker_id.clone();
-                if let Err(e) = db.run(move |c| store::heartbeat(c, &id)).await {
+                let (id, slots) = (worker_id.clone(), w.slots);
+                let beat = db.run(move |c| {
+                    if store::heartbeat(c, &id)?.is_none() {
+                        // Our row was removed: without it the others would
+                        // think us lost and take our queues.
+                        store::register_worker(c, &id, slots, version, std::process::id())?;
+                        tracing::warn!(worker.id = %id, "worker row was missing: registered again");
+                    }
+                    Ok(())
+                });
+                if let Err(e) = beat.await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
                 recover(&ctx, me.started_at).await;

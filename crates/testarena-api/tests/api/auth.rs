@@ -397,3 +397,60 @@ fn failed_sign_ins_are_rate_limited_per_address() {
         200
     );
 }
+
+#[test]
+fn behind_tls_the_cookie_is_secure_and_the_key_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Server::start();
+    let url = s.url("/api/v1/session");
+    let res = crate::support::agent()
+        .post(&url)
+        .header("X-Forwarded-Proto", "https")
+        .header("Content-Type", "application/json")
+        .send(json!({"username": "ann", "password": s.password}).to_string())
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(
+        cookie.contains("Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let key = s.home().join("cookie.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    assert_eq!(std::fs::read(&key).unwrap().len(), 64);
+}
+
+/// The same app in-process, through `create_app` and actix's test service.
+#[test]
+fn create_app_serves_in_process() {
+    use actix_web::test;
+    let s = Server::start();
+    let state = s.state.clone();
+    let token = s.ann.clone();
+    actix_web::rt::System::new().block_on(async move {
+        let app = test::init_service(testarena_api::create_app(state)).await;
+        let res = test::call_service(
+            &app,
+            test::TestRequest::get().uri("/api/v1/health").to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let res = test::call_service(
+            &app,
+            test::TestRequest::get().uri("/api/v1/queues").to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), 401);
+        let body: serde_json::Value = test::read_body_json(res).await;
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let req = test::TestRequest::get()
+            .uri("/api/v1/me")
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .to_request();
+        let me: serde_json::Value = test::call_and_read_body_json(&app, req).await;
+        assert_eq!(me["username"], "ann");
+    });
+}

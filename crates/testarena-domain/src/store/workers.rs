@@ -44,13 +44,14 @@ pub fn register_worker(
         .get_result(conn)?)
 }
 
-/// Records a heartbeat; returns the time written.
-pub fn heartbeat(conn: &mut SqliteConnection, id: &str) -> StoreResult<NaiveDateTime> {
+/// Records a heartbeat; returns the time written, or `None` when the worker
+/// has no row (someone deleted it): the worker should register again.
+pub fn heartbeat(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<NaiveDateTime>> {
     let at = now();
-    diesel::update(workers::table.find(id))
+    let rows = diesel::update(workers::table.find(id))
         .set(workers::last_seen.eq(at))
         .execute(conn)?;
-    Ok(at)
+    Ok((rows > 0).then_some(at))
 }
 
 /// Every registered worker with the ids of the queues it runs now.
