@@ -18,12 +18,12 @@ use crate::routes::queues;
 use crate::state::AppState;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/queue", web::post().to(queues::create))
-        .route("/api/submit_job", web::post().to(queues::create))
-        .route("/api/status/{id}", web::get().to(status))
-        .route("/api/job/{id}", web::get().to(queues::get))
-        .route("/api/abort/{id}", web::post().to(queues::abort))
-        .route("/api/delete/{id}", web::delete().to(queues::delete));
+    cfg.service(web::resource("/api/queue").route(web::post().to(queues::create)))
+        .service(web::resource("/api/submit_job").route(web::post().to(queues::create)))
+        .service(web::resource("/api/status/{id}").route(web::get().to(status)))
+        .service(web::resource("/api/job/{id}").route(web::get().to(queues::get)))
+        .service(web::resource("/api/abort/{id}").route(web::post().to(queues::abort)))
+        .service(web::resource("/api/delete/{id}").route(web::delete().to(queues::delete)));
 }
 
 /// A queue id answers with the queue; otherwise a task id with the task.

@@ -13,8 +13,8 @@ use crate::openapi::Authed;
 use crate::state::AppState;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/health", web::get().to(health))
-        .route("/metrics", web::get().to(metrics));
+    cfg.service(web::resource("/api/v1/health").route(web::get().to(health)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)));
 }
 
 /// Health: `ok` with the workers, or 503 `degraded` when the database

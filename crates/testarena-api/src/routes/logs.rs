@@ -32,9 +32,9 @@ const POLL: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/queues/{id}/logs", web::get().to(list))
-        .route("/api/v1/queues/{id}/logs/{path:.*}", web::get().to(read))
-        .route("/api/v1/queues/{id}/events", web::get().to(events));
+    cfg.service(web::resource("/api/v1/queues/{id}/logs").route(web::get().to(list)))
+        .service(web::resource("/api/v1/queues/{id}/logs/{path:.*}").route(web::get().to(read)))
+        .service(web::resource("/api/v1/queues/{id}/events").route(web::get().to(events)));
 }
 
 type Data = web::Data<AppState>;

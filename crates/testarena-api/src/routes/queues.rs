@@ -32,10 +32,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get))
             .route(web::delete().to(delete)),
     )
-    .route("/api/v1/queues/{id}/abort", web::post().to(abort))
-    .route("/api/v1/queues/{id}/rerun", web::post().to(rerun))
-    .route("/api/v1/queues/{id}/junit.xml", web::get().to(junit_xml))
-    .route("/api/v1/tasks/{id}", web::get().to(get_task));
+    .service(web::resource("/api/v1/queues/{id}/abort").route(web::post().to(abort)))
+    .service(web::resource("/api/v1/queues/{id}/rerun").route(web::post().to(rerun)))
+    .service(web::resource("/api/v1/queues/{id}/junit.xml").route(web::get().to(junit_xml)))
+    .service(web::resource("/api/v1/tasks/{id}").route(web::get().to(get_task)));
 }
 
 type Data = web::Data<AppState>;

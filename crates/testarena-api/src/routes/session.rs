@@ -17,7 +17,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(login))
             .route(web::delete().to(logout)),
     )
-    .route("/api/v1/me", web::get().to(me));
+    .service(web::resource("/api/v1/me").route(web::get().to(me)));
 }
 
 /// `POST /api/v1/session`: checks the password (rate-limited per address)

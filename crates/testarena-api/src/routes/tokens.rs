@@ -20,7 +20,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
-    .route("/api/v1/tokens/{id}", web::delete().to(revoke));
+    .service(web::resource("/api/v1/tokens/{id}").route(web::delete().to(revoke)));
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
