@@ -208,7 +208,7 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
 
     await page.click('#btn-delete');
     await dialogButton(page, 'Delete queue').click();
-    await page.waitForSelector('#queue-table');
+    await page.waitForSelector('.page[data-page="queues"] :is(#queue-table, .empty)');
     assert.equal(await page.locator(`tr[data-id="${q.id}"]`).count(), 0);
     assert.equal((await env.call('admin', 'GET', `queues/${q.id}`)).status, 404);
     assertClean(page);

@@ -136,7 +136,7 @@ describe('dashboard with a worker', { skip }, () => {
 
     await page.click('#btn-delete');
     await dialogButton(page, 'Delete queue').click();
-    await page.waitForSelector('#queue-table');
+    await page.waitForSelector('.page[data-page="queues"] :is(#queue-table, .empty)');
     assert.equal((await env.call('admin', 'GET', `queues/${q.id}`)).status, 404);
     assertClean(page);
   });

@@ -123,7 +123,9 @@ export async function render(root, ctx) {
       return;
     }
     view.setFollow(false);
+    view.current = -1;
     view.scrollToLine(i, 'center');
+    showMatches(0);
     view.scroller.focus({ preventScroll: true });
   };
   failBtn.addEventListener('click', firstFailure);

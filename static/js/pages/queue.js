@@ -20,6 +20,8 @@ export async function render(root, ctx) {
   let events = null;
   let disposed = false;
   let logsTimer = null;
+  let deleting = false; // set while our DELETE runs: no more reads of this queue
+  const alive = () => !disposed && !deleting;
 
   const header = h('div.q-header');
   const hero = h('section.panel.glass.hero#verdict', { attrs: { 'aria-label': 'Verdict' } });
@@ -187,6 +189,7 @@ export async function render(root, ctx) {
 
   // ---- data ----
   const loadLogs = async () => {
+    if (!alive()) return;
     try {
       logs = await get(`queues/${enc(id)}/logs`);
     } catch {
@@ -198,7 +201,7 @@ export async function render(root, ctx) {
     if (logsTimer) return;
     logsTimer = setTimeout(async () => {
       logsTimer = null;
-      if (disposed) return;
+      if (!alive()) return;
       await loadLogs();
       if (!disposed) keepFocus(() => {
         drawLogs();
@@ -218,9 +221,13 @@ export async function render(root, ctx) {
       const clean = line.replace(/\r$/, '');
       if (!clean) continue;
       const m = /^(\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)(?:\.\d+)?Z)\s(.*)$/.exec(clean);
+      // Task ids repeat the queue id: "task 2024...-ab12.1" reads as "task #1".
+      const text = (m ? m[3] : clean).split(`${id}.`).join('#');
       const li = m
-        ? h('li', h('time.act-time', { datetime: m[1], title: absTime(m[1]) }, new Date(m[1]).toLocaleTimeString()), h('span.act-text', m[3]))
-        : h('li', h('span.act-text', clean));
+        ? h('li', h('time.act-time', { datetime: m[1], title: absTime(m[1]) },
+          new Date(m[1]).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false })),
+        h('span.act-text', text))
+        : h('li', h('span.act-text', text));
       if (/\b(failed|error|aborted|timeout)\b/i.test(clean)) li.classList.add('act-bad');
       else if (/\bpassed\b/.test(clean)) li.classList.add('act-good');
       activityList.append(li);
@@ -275,21 +282,30 @@ export async function render(root, ctx) {
         lastSize = chunk.offset;
       },
       end: async (q) => {
-        if (disposed) return;
+        if (!alive()) return;
+        if (q && q.status === 'deleted') {
+          // Someone deleted it while we watched.
+          replace(root,
+            pageHeader('Queue deleted', { crumbs: [h('a', { href: '#/queues' }, 'Queues'), h('span', id)] }),
+            h('div.panel.glass#queue-deleted', { attrs: { role: 'status' } }, h('p', `Queue ${id} was deleted.`),
+              h('p', h('a.btn', { href: '#/queues' }, 'Back to the queues'))));
+          return;
+        }
         if (activityPending) addActivity('\n');
         if (q && q.id) queue = q;
         setLive('done');
         await loadLogs();
         try {
-          queue = await get(`queues/${enc(id)}`);
+          if (alive()) queue = await get(`queues/${enc(id)}`);
         } catch {
           /* keep the last one */
         }
-        if (!disposed) draw();
+        if (alive()) draw();
       },
       error: () => setLive('reconnecting'),
       reconnect: async () => {
         // Start over: reload the queue and the whole timeline.
+        if (!alive()) return false;
         queue = await get(`queues/${enc(id)}`);
         await loadLogs();
         draw();
@@ -341,13 +357,22 @@ export async function render(root, ctx) {
     });
     if (!ok) return;
     setBusy(btn, true);
+    deleting = true;
+    clearTimeout(logsTimer);
+    if (events) events.close();
     try {
       await del(`queues/${enc(queue.id)}`);
       toast(`Queue ${queue.id} deleted`);
       ctx.navigate('#/queues');
     } catch (e) {
+      deleting = false;
       toast(e.message, 'error');
       setBusy(btn, false);
+      if (!isFinal(queue.status)) {
+        replace(activityList);
+        activityPending = '';
+        follow();
+      }
     }
   }
 
