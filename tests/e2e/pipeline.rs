@@ -254,3 +254,44 @@ fn sigterm_aborts_running_queues_and_exits_within_the_grace() {
     );
     farm.assert_no_leftovers();
 }
+
+#[test]
+fn events_stream_the_console_live_and_end_with_the_verdict() {
+    use std::io::BufRead as _;
+    let farm = Farm::start();
+    let id = farm.submit("main", &["scenarios/unit.xml"]);
+    let events = farm.events(&id);
+    let mut statuses = Vec::new();
+    let mut console = String::new();
+    let mut end = None;
+    for line in std::io::BufReader::new(events).lines() {
+        let line = line.unwrap();
+        if let Some(data) = line.strip_prefix("data: ") {
+            let v: Value = serde_json::from_str(data).unwrap();
+            if let Some(text) = v["text"].as_str() {
+                console.push_str(text);
+            } else if v.get("tasks").is_some() {
+                statuses.push(v["status"].as_str().unwrap().to_owned());
+            }
+        }
+        if line == "event: end" {
+            end = Some(());
+        }
+        if end.is_some() && line.starts_with("data: ") {
+            break;
+        }
+    }
+    assert!(end.is_some(), "the stream ends with `end`");
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("passed"),
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().any(|s| s == "running"), "{statuses:?}");
+    assert!(
+        console.contains("Press ENTER to see the list of tests."),
+        "the console came through: {console}"
+    );
+    assert!(console.contains("Tests 0 Failures"), "{console}");
+    farm.assert_no_leftovers();
+}

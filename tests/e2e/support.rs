@@ -257,6 +257,22 @@ fail_on = ["Guru Meditation Error", "abort() was called", "assert failed:", "Reb
         }
     }
 
+    /// The queue's Server-Sent Events, as a byte stream.
+    pub fn events(&self, id: &str) -> impl std::io::Read {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{ADMIN}:{PASSWORD}"));
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let res = agent
+            .get(format!("{}/api/v1/queues/{id}/events", self.base))
+            .header("Authorization", format!("Basic {auth}"))
+            .call()
+            .unwrap();
+        res.into_body().into_reader()
+    }
+
     pub fn get_raw(&self, path: &str) -> (u16, String) {
         self.request("GET", path, None)
     }
