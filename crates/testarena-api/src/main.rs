@@ -35,6 +35,9 @@ enum Command {
     Migrate,
     /// Validate the config and print the effective config.
     CheckConfig,
+    /// Copy the database to FILE (a new file, 0600) while the app and the
+    /// workers run, and check the copy (see docs/OPERATIONS.md for restore).
+    Backup { file: PathBuf },
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -88,6 +91,21 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig => {
             print!("{}", config.to_toml());
             eprintln!("config OK");
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let path = config.database_path();
+            if !path.is_file() {
+                bail!("no database at {}", path.display());
+            }
+            let pool = db::open_pool(&path, 1)?;
+            let info = db::backup(&mut *pool.get()?, &file)?;
+            println!(
+                "backup of {} written to {} ({} bytes, integrity ok)",
+                path.display(),
+                file.display(),
+                info.bytes
+            );
             Ok(())
         }
         Command::User(cmd) => user(&config, cmd),

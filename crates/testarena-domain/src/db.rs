@@ -34,6 +34,8 @@ pub enum DbError {
         "the database has {0} pending migration(s); run `testarena-app migrate` (or start testarena-app) first"
     )]
     Pending(usize),
+    #[error("backup to {path} failed: {message}")]
+    Backup { path: String, message: String },
 }
 
 /// Sets the pragmas every connection needs.
@@ -121,6 +123,91 @@ pub fn open_migrated(path: &Path, max_size: u32) -> Result<DbPool, DbError> {
     Ok(pool)
 }
 
+/// What [`backup`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupInfo {
+    /// The size of the copy in bytes.
+    pub bytes: u64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct IntegrityRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    integrity_check: String,
+}
+
+/// Copies the database behind `conn` to the new file `dest` with
+/// `VACUUM INTO`: a consistent snapshot, taken inside one read transaction,
+/// so the app and workers keep writing meanwhile (WAL). `dest` must not
+/// exist; it is created owner-only (0600) before SQLite writes to it, synced,
+/// then opened again and checked with `PRAGMA integrity_check`. On any
+/// failure the partial copy is removed.
+pub fn backup(conn: &mut SqliteConnection, dest: &Path) -> Result<BackupInfo, DbError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let fail = |message: String| DbError::Backup {
+        path: dest.display().to_string(),
+        message,
+    };
+    // Absolute, so that SQLite never reads a name such as `file:x` as a URI.
+    let dest = &std::path::absolute(dest).map_err(|e| fail(e.to_string()))?;
+    let dest_str = dest
+        .to_str()
+        .ok_or_else(|| fail("the path is not UTF-8".into()))?;
+    // create_new: refuses an existing file (or a symlink) atomically, and
+    // the copy is never readable by others, not even for a moment.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)
+        .map_err(|e| fail(e.to_string()))?;
+    let copied = (|| {
+        vacuum_into(conn, dest_str)?;
+        std::fs::File::open(dest)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| e.to_string())?;
+        check_integrity(dest_str)?;
+        std::fs::metadata(dest)
+            .map(|m| BackupInfo { bytes: m.len() })
+            .map_err(|e| e.to_string())
+    })();
+    copied.map_err(|message| {
+        // Best effort: the copy is incomplete or unreadable either way.
+        let _ = std::fs::remove_file(dest);
+        fail(message)
+    })
+}
+
+fn vacuum_into(conn: &mut SqliteConnection, dest: &str) -> Result<(), String> {
+    use diesel::RunQueryDsl as _;
+    diesel::sql_query("VACUUM INTO ?")
+        .bind::<diesel::sql_types::Text, _>(dest)
+        .execute(conn)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Opens the file at `path` on its own connection and runs
+/// `PRAGMA integrity_check`, which answers one row `ok` for a sound file.
+fn check_integrity(path: &str) -> Result<(), String> {
+    use diesel::{Connection as _, RunQueryDsl as _};
+    let mut copy = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
+    let rows = diesel::sql_query("PRAGMA integrity_check")
+        .load::<IntegrityRow>(&mut copy)
+        .map_err(|e| e.to_string())?;
+    match rows.as_slice() {
+        [row] if row.integrity_check == "ok" => Ok(()),
+        rows => Err(format!(
+            "integrity check of the copy failed: {}",
+            rows.iter()
+                .map(|r| r.integrity_check.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +272,52 @@ mod tests {
         let _pool = open_migrated(&path, 1).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    }
+
+    #[test]
+    fn a_backup_is_a_consistent_owner_only_copy_taken_while_others_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_migrated(&dir.path().join("t.db"), 3).unwrap();
+        let mut conn = pool.get().unwrap();
+        crate::store::create_user(&mut conn, "alice", "hash", true).unwrap();
+        // Another connection is in the middle of a write transaction.
+        let mut writer = pool.get().unwrap();
+        writer.batch_execute("BEGIN IMMEDIATE").unwrap();
+        crate::store::create_user(&mut writer, "bob", "hash", false).unwrap();
+
+        let dest = dir.path().join("backup.db");
+        let info = backup(&mut conn, &dest).unwrap();
+        writer.batch_execute("COMMIT").unwrap();
+
+        let meta = std::fs::metadata(&dest).unwrap();
+        assert_eq!(info.bytes, meta.len());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let copy = open_pool(&dest, 1).unwrap();
+        let mut copy = copy.get().unwrap();
+        ensure_migrated(&mut copy).unwrap();
+        let names: Vec<_> = crate::store::list_users(&mut copy)
+            .unwrap()
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+        assert_eq!(names, ["alice"], "the uncommitted user is not in the copy");
+    }
+
+    #[test]
+    fn a_backup_never_overwrites_and_leaves_nothing_behind_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_migrated(&dir.path().join("t.db"), 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        let dest = dir.path().join("backup.db");
+        std::fs::write(&dest, b"precious").unwrap();
+        let err = backup(&mut conn, &dest).unwrap_err();
+        assert!(matches!(err, DbError::Backup { .. }), "{err}");
+        assert!(err.to_string().contains("exists"), "{err}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"precious");
+
+        let missing = dir.path().join("no/such/dir/backup.db");
+        assert!(backup(&mut conn, &missing).is_err());
+        assert!(!missing.exists());
     }
 }
