@@ -5,6 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEnv, until } from './lib/env.js';
+import { assertAccessibleBoth } from './lib/a11y.js';
 import { launch, newPage, signIn, assertClean, shoot, chromiumAvailable } from './lib/browser.js';
 
 const chrome = chromiumAvailable();
@@ -38,6 +39,7 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     await page.waitForSelector('#signin-username');
     assert.match(page.url(), /#\/signin/);
     await shoot(page, 'signin');
+    await assertAccessibleBoth(page, 'signin');
 
     await page.fill('#signin-username', 'alice');
     await page.fill('#signin-password', 'not-her-password');
@@ -101,6 +103,7 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     await page.click('#submit-queue');
     await page.waitForSelector('#err-priority:not([hidden])');
     await shoot(page, 'submit');
+    await assertAccessibleBoth(page, 'submit');
 
     // Success: lands on the queue, waiting (no worker), first in line.
     await page.fill('#q-priority', '3');
@@ -180,6 +183,7 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     await page.goBack();
     await page.waitForSelector('#queue-table');
     await shoot(page, 'queues');
+    await assertAccessibleBoth(page, 'queues');
     await shoot(page, 'queues-dark', {
       widths: [1440],
       before: (p) => p.evaluate(() => document.documentElement.setAttribute('data-theme', 'dark')),
@@ -195,6 +199,7 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     await page.goto(`${env.base}/#/queues/${q.id}`);
     await page.waitForSelector('#btn-abort');
     await shoot(page, 'queue-waiting');
+    await assertAccessibleBoth(page, 'queue (waiting)');
     await page.click('#btn-abort');
     // Our own dialog, not window.confirm: cancel first, then confirm.
     await dialogButton(page, 'Cancel').click();
@@ -259,6 +264,7 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     assert.equal((await me.json()).username, 'alice');
     await page.waitForSelector('#token-table tr[data-token]');
     await shoot(page, 'tokens');
+    await assertAccessibleBoth(page, 'tokens');
 
     // Shown once: after a reload only the prefix remains.
     await page.reload();
@@ -303,13 +309,14 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     await page.waitForSelector('tr[data-user="carol"] .role-pill');
     await row.locator('[data-action="disable"]').click();
     await dialogButton(page, 'Disable').click();
-    await page.waitForSelector('tr[data-user="carol"] >> text=Disabled');
+    await page.waitForSelector('tr[data-user="carol"] td[data-label="State"] >> text=Disabled');
     assert.equal(await login('carol-pass-2'), 401, 'a disabled user cannot sign in');
     const users = (await env.call('admin', 'GET', 'users')).body;
     const carol = users.find((u) => u.username === 'carol');
     assert.equal(carol.is_admin, true);
     assert.equal(carol.disabled, true);
     await shoot(page, 'admin');
+    await assertAccessibleBoth(page, 'admin');
     assertClean(page, [{ status: 422, url: /\/api\/v1\/users$/ }]);
   });
 
@@ -321,6 +328,7 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     assert.equal(await page.textContent('#n-workers'), '0');
     await page.waitForSelector('text=No worker has registered');
     await shoot(page, 'workers-none');
+    await assertAccessibleBoth(page, 'workers');
     assertClean(page);
   });
 

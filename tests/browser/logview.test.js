@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startEnv } from './lib/env.js';
+import { assertAccessibleBoth } from './lib/a11y.js';
 import { launch, newPage, signIn, assertClean, shoot, chromiumAvailable } from './lib/browser.js';
 
 const chrome = chromiumAvailable();
@@ -140,6 +141,7 @@ describe('log viewer', { skip: chrome.ok ? false : chrome.reason }, () => {
     await page.press('#lv-search', 'Enter');
     await page.click('#lv-first-failure');
     await shoot(page, 'log', { fullPage: false });
+    await assertAccessibleBoth(page, 'log viewer');
     await shoot(page, 'log-dark', {
       widths: [1440],
       fullPage: false,

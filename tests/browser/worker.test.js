@@ -8,6 +8,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEnv, workerAvailable } from './lib/env.js';
+import { assertAccessibleBoth } from './lib/a11y.js';
 import { launch, newPage, signIn, assertClean, shoot, chromiumAvailable } from './lib/browser.js';
 
 const chrome = chromiumAvailable();
@@ -69,6 +70,7 @@ describe('dashboard with a worker', { skip }, () => {
     await logPage.waitForSelector('.lv-row .lv-text >> text=tick 9', { timeout: 15000 });
     assert.ok(early < 9, `lines arrived over time (${early} at first)`);
     await shoot(logPage, 'log-live', { fullPage: false });
+    await assertAccessibleBoth(logPage, 'live log');
 
     // Passed, on both pages, without a reload.
     await page.waitForSelector('.hero.status-passed', { timeout: 60000 });
@@ -99,6 +101,7 @@ describe('dashboard with a worker', { skip }, () => {
     assert.equal(await page.locator('li.case.case-skipped').count(), 1);
     assert.equal(await page.textContent('#n-failed'), '2');
     await shoot(page, 'queue');
+    await assertAccessibleBoth(page, 'failed queue');
     await shoot(page, 'queue-dark', {
       widths: [1440],
       before: (p) => p.evaluate(() => document.documentElement.setAttribute('data-theme', 'dark')),
@@ -160,6 +163,7 @@ describe('dashboard with a worker', { skip }, () => {
     await page.click('[data-nav="workers"]');
     await page.waitForSelector(`.worker[data-worker="browser-worker"][data-state="busy"] a >> text=${q.id}`);
     await shoot(page, 'workers');
+    await assertAccessibleBoth(page, 'workers (busy)');
     // And the list, with every status so far.
     await page.click('[data-nav="queues"]');
     await page.waitForSelector(`tr[data-id="${q.id}"][data-status="running"]`);

@@ -73,7 +73,7 @@ export function render(root, ctx) {
     h('div.filter-buttons', mine, clearBtn));
 
   // ---- stats, list, pager ----
-  const stats = h('div.stats', { attrs: { 'aria-label': 'Queues by status' } });
+  const stats = h('div.stats', { attrs: { role: 'group', 'aria-label': 'Queues by status' } });
   const live = h('span.live-dot', { title: 'Updating live' }, h('span.sr-only', 'Updating live'));
   const body = h('div.list-body', loading('Loading queues…'));
   const newer = h('button.btn.btn-sm#page-newer', { type: 'button' }, icon('up'), 'Newer');

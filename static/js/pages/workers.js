@@ -51,7 +51,7 @@ export function render(root) {
           h('div', h('dt', 'Slots in use'), h('dd', `${busy} / ${slots}`)),
           h('div', h('dt', 'Version'), h('dd', health.version)))));
     if (!workers.length) {
-      replace(grid, emptyState('No worker has registered', 'Start testarena-worker with the same config and database.'));
+      replace(grid, h('div.panel.glass.grid-wide', emptyState('No worker has registered', 'Start testarena-worker with the same config and database.')));
       return;
     }
     const now = Date.now();
