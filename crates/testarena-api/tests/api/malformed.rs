@@ -402,8 +402,22 @@ fn malformed_requests_get_a_4xx_with_the_error_body() {
             "bad_request",
         ),
         ("GET", "/api/v2/queues".into(), None, None, 404, "not_found"),
-        ("GET", format!("/api/v1/queues/{existing}/abort"), None, None, 405, "bad_request"),
-        ("POST", "/api/v1/health".into(), None, None, 405, "bad_request"),
+        (
+            "GET",
+            format!("/api/v1/queues/{existing}/abort"),
+            None,
+            None,
+            405,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/health".into(),
+            None,
+            None,
+            405,
+            "bad_request",
+        ),
     ];
     assert!(cases.len() >= 30);
     for (method, path, body, ct, status, code) in &cases {
