@@ -125,23 +125,33 @@ export function queueEvents(queueId, query, handlers) {
       es = null;
       if (closed) return;
       handlers.error && handlers.error();
-      clearTimeout(timer);
-      timer = setTimeout(async () => {
-        if (closed) return;
-        try {
-          const next = handlers.reconnect ? await handlers.reconnect() : null;
-          if (next === false) {
-            stop();
-            return;
-          }
-          if (next) params = next;
-        } catch {
-          /* try again later */
-        }
-        delay = Math.min(delay * 2, 15000);
-        open();
-      }, delay);
+      retry();
     });
+  };
+
+  // Resync first (the owner re-reads what it missed), then reopen; while
+  // the server is away, keep trying with a growing delay.
+  const retry = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      if (closed) return;
+      let next = null;
+      try {
+        next = handlers.reconnect ? await handlers.reconnect() : null;
+      } catch {
+        delay = Math.min(delay * 2, 15000);
+        retry();
+        return;
+      }
+      if (closed) return;
+      if (next === false) {
+        stop();
+        return;
+      }
+      if (next) params = next;
+      delay = Math.min(delay * 2, 15000);
+      open();
+    }, delay);
   };
 
   const stop = () => {

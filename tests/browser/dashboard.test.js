@@ -360,6 +360,32 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     assertClean(page);
   });
 
+  it('shows hostile text as text, never as markup', async () => {
+    const page = await open();
+    await signIn(page, env, 'alice');
+    const evil = '<img src=x onerror="window.__xss=1"><b>bold</b>';
+    // A token name comes back in the list and in the "created" note.
+    await page.click('[data-nav="tokens"]');
+    await page.fill('#token-name', evil);
+    await page.click('#token-create');
+    await page.waitForSelector('#token-table tr[data-token]');
+    assert.equal(await page.textContent('#token-table tr[data-token] strong'), evil);
+    // A scenario path comes back inside an API error message.
+    await page.click('[data-nav="submit"]');
+    await page.fill('#q-branch', 'main');
+    await page.fill('.scenario-input >> nth=0', `scenarios/${evil}.xml`);
+    await page.click('#submit-queue');
+    const err = page.locator('.scenario-row .field-error');
+    await err.waitFor({ state: 'visible' });
+    assert.ok((await err.textContent()).includes('<img src=x'), 'the message shows the path as typed');
+    const injected = await page.evaluate(() => ({
+      img: document.querySelectorAll('img[src="x"], b').length,
+      xss: window.__xss === 1,
+    }));
+    assert.deepEqual(injected, { img: 0, xss: false });
+    assertClean(page, [{ status: 422, url: /\/api\/v1\/queues$/ }]);
+  });
+
   it('has no console errors on any page', () => {
     for (const p of pages) assert.deepEqual(p.problems, [], `console errors on ${p.url()}`);
   });

@@ -185,6 +185,33 @@ describe('log viewer', { skip: chrome.ok ? false : chrome.reason }, () => {
     assertClean(page);
   });
 
+  it('picks a live log up again after the server restarts', async () => {
+    const q = await env.submit('admin', { branch: 'main', scenarios: ['scenarios/unit.xml'] });
+    const file = path.join(taskDir(q), 'restart.log');
+    fs.writeFileSync(file, 'before 1\nbefore 2\n');
+    const page = await open(browser, env);
+    await signIn(page, env, 'admin');
+    await page.goto(`${env.base}/#/queues/${q.id}/log/tasks/${q.tasks[0].id}/restart.log`);
+    await page.waitForSelector('#lv-state >> text=Live');
+    await page.waitForSelector('#lv-count >> text=2 lines');
+
+    // Down long enough for a resync attempt to fail, then back.
+    const failed = page.waitForEvent('requestfailed', { predicate: (r) => r.url().includes('/api/v1/'), timeout: 20000 });
+    await env.stopApp();
+    await page.waitForSelector('#lv-state >> text=Reconnecting');
+    await failed;
+    fs.appendFileSync(file, 'after 3\nafter 4\n');
+    await env.startApp();
+    await page.locator('.lv-row[data-line="4"]').waitFor({ state: 'visible', timeout: 20000 });
+    await page.waitForSelector('#lv-state >> text=Live');
+    // Resynced from the file, not replayed: every line once.
+    assert.equal(await page.textContent('#lv-count'), '4 lines');
+    assert.equal(await page.textContent('.lv-row[data-line="3"] .lv-text'), 'after 3');
+    // While the server was down the browser logged failed connections; nothing else.
+    page.problems = page.problems.filter((p) => !/net::ERR_(CONNECTION_REFUSED|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING|CONNECTION_RESET)/.test(p));
+    assertClean(page);
+  });
+
   it('waits for a log that does not exist yet', async () => {
     const q = await env.submit('admin', { branch: 'main', scenarios: ['scenarios/unit.xml'] });
     const page = await open(browser, env);

@@ -56,7 +56,8 @@ export function render(root, ctx) {
   });
 
   const showSecret = (t) => {
-    const input = h('input.input.mono.secret-input#token-secret-value', { value: t.secret, readOnly: true, attrs: { 'aria-label': `Secret of ${t.name}` } });
+    const input = h('textarea.input.mono.secret-input#token-secret-value', { readOnly: true, attrs: { rows: 2, spellcheck: 'false', 'aria-label': `Secret of ${t.name}` } });
+    input.value = t.secret;
     const copy = h('button.btn.btn-sm#token-copy', { type: 'button' }, icon('copy'), 'Copy');
     copy.addEventListener('click', async () => {
       const ok = await copyText(t.secret, input);

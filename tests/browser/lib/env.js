@@ -308,6 +308,15 @@ export async function startEnv({ worker = false } = {}) {
       }, 30000, 'the worker to register');
       return env.worker;
     },
+    async stopApp() {
+      await stopProcess(app);
+    },
+    /** Starts the app again (after stopApp) on the same port and database. */
+    async startApp() {
+      app = startProcess('app', APP_BIN, ['--config', configPath], appLog);
+      env.app = app;
+      await until(async () => (await fetch(`${base}/api/v1/health`)).ok, 30000, 'the app to answer again');
+    },
     async stopWorker() {
       await stopProcess(env.worker);
       env.worker = null;
