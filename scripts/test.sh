@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_cargo
-ensure_packages "${BUILD_PACKAGES[@]}" "${FIRMWARE_PACKAGES[@]}" shellcheck
+ensure_packages "${BUILD_PACKAGES[@]}" "${FIRMWARE_PACKAGES[@]}" shellcheck \
+    nginx systemd openssl curl sqlite3 jq
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -28,3 +29,6 @@ cargo build --workspace --bins --locked
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "deployment: units, nginx site, install.sh, backup and restore"
+bash scripts/deploy-test.sh
