@@ -211,6 +211,20 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     assert.equal(await page.textContent('#verdict-reason'), 'aborted by alice');
     assert.equal(await page.isVisible('#btn-abort'), false);
 
+    // Rerun: a new queue, hers, with the same branch and scenarios.
+    await page.click('#btn-rerun');
+    await page.waitForFunction((old) => {
+      const el = document.querySelector('#queue-id');
+      return el && el.textContent !== old;
+    }, q.id);
+    const again = await env.queue('admin', await page.textContent('#queue-id'));
+    assert.equal(again.owner, 'alice');
+    assert.equal(again.branch, 'main');
+    assert.deepEqual(again.tasks.map((t) => t.scenario), ['scenarios/unit.xml']);
+    assert.equal(again.status, 'waiting');
+    await page.goBack();
+    await page.waitForSelector(`#queue-id >> text=${q.id}`);
+
     await page.click('#btn-delete');
     await dialogButton(page, 'Delete queue').click();
     await page.waitForSelector('.page[data-page="queues"] :is(#queue-table, .empty)');
@@ -358,6 +372,28 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     await page.waitForSelector('#token-name');
     await until(() => page.evaluate(() => document.activeElement.id === 'token-name'), 3000, 'focus in the token form');
     assertClean(page);
+  });
+
+  it('follows the system colour scheme and remembers the toggle', async () => {
+    const bg = (p) => p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const dark = await open({ colorScheme: 'dark' });
+    await signIn(dark, env, 'admin');
+    assert.equal(await bg(dark), 'rgb(9, 11, 24)', 'dark by the system preference');
+    assert.equal(await dark.getAttribute('#theme-toggle', 'aria-label'), 'Switch to light theme');
+
+    const page = await open({ colorScheme: 'light' });
+    await signIn(page, env, 'admin');
+    assert.equal(await bg(page), 'rgb(236, 238, 251)');
+    await page.click('#theme-toggle');
+    assert.equal(await bg(page), 'rgb(9, 11, 24)');
+    await page.reload();
+    await page.waitForSelector('#who-name');
+    assert.equal(await bg(page), 'rgb(9, 11, 24)', 'the choice survives a reload');
+    assert.equal(await page.getAttribute('html', 'data-theme'), 'dark');
+    await page.click('#theme-toggle');
+    assert.equal(await bg(page), 'rgb(236, 238, 251)');
+    assertClean(page);
+    assertClean(dark);
   });
 
   it('shows hostile text as text, never as markup', async () => {

@@ -460,6 +460,16 @@ function taskCard(q, t, logFor, open, closed) {
             c.message ? h('p.case-message', c.message) : null),
           c.duration_ms !== null && c.duration_ms !== undefined ? h('span.muted.case-dur', `${c.duration_ms} ms`) : null))) : null,
         path ? h('p.test-links', h('a.file-link', { href: logHref(q.id, path), dataset: { key: `tlog:${path}` } }, icon('file'), h('span', 'Open log'), h('span.muted.mono', path))) : null);
+      if (!g.cases.length && !(g.test && g.test.message)) {
+        // Nothing to unfold: one line with its log at the end.
+        return h('li', h('div.test-row', { dataset: { test: g.name } },
+          h('span.chev-space'),
+          statusBadge(status, { small: true }),
+          h('span.test-name.mono', g.name),
+          g.test && g.test.duration_ms !== null && g.test.duration_ms !== undefined
+            ? h('span.muted.test-dur', `${(g.test.duration_ms / 1000).toFixed(1)} s`) : h('span.test-dur'),
+          path ? h('a.file-link.row-log', { href: logHref(q.id, path), dataset: { key: `tlog:${path}` }, title: path, attrs: { 'aria-label': `Log of ${g.name}` } }, icon('file'), h('span', 'Log')) : null));
+      }
       const details = h('details.test-group', { dataset: { key: gkey, test: g.name }, open: isOpen }, summary, body);
       return h('li', details);
     }))

@@ -7,6 +7,9 @@ import { statusBadge, statusLabel, pageHeader, emptyState, errorPanel, loading }
 
 const POLL_MS = 2500;
 const PAGE_SIZE = 25;
+const STATS_EVERY = 4; // polls: totals change slowly, and /metrics costs more
+// Once /metrics is refused (a proxy may keep it internal), stop asking.
+let statsRefused = false;
 
 export function render(root, ctx) {
   let params = { ...ctx.params };
@@ -197,9 +200,16 @@ export function render(root, ctx) {
     tick(tbody);
   };
 
-  const loadStats = async () => {
+  let polls = 0;
+  const loadStats = async (force) => {
     // Totals by status come from the Prometheus endpoint (the API has no
     // count route); hidden when it cannot be read.
+    polls += 1;
+    if (statsRefused) {
+      stats.hidden = true;
+      return;
+    }
+    if (!force && polls % STATS_EVERY !== 1) return;
     try {
       const res = await request('GET', '/metrics', { raw: true });
       const text = await res.text();
@@ -207,7 +217,8 @@ export function render(root, ctx) {
       for (const m of text.matchAll(/^testarena_queues\{status="(\w+)"\} (\d+)/gm)) counts[m[1]] = Number(m[2]);
       if (disposed) return;
       drawStats(counts);
-    } catch {
+    } catch (e) {
+      if (e && (e.status === 403 || e.status === 404)) statsRefused = true;
       stats.hidden = true;
     }
   };
@@ -239,7 +250,7 @@ export function render(root, ctx) {
   const reload = (initial) => {
     clearTimeout(timer);
     if (initial && !table) replace(body, loading('Loading queues…'));
-    Promise.all([load(initial), loadStats()]).finally(schedule);
+    Promise.all([load(initial), loadStats(initial)]).finally(schedule);
   };
 
   const schedule = () => {

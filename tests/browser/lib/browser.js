@@ -82,11 +82,31 @@ export async function settle(page) {
   });
 }
 
-/** Screenshots at 1440 and 390 px wide into target/screenshots/NAME-WIDTH.png. */
+/** Asserts that nothing sticks out sideways at the current width (the page never scrolls horizontally). */
+export async function assertFits(page, label) {
+  const over = await page.evaluate(() => {
+    const body = document.body;
+    const saved = body.style.overflowX;
+    body.style.overflowX = 'visible';
+    const width = document.documentElement.clientWidth;
+    const scroll = document.documentElement.scrollWidth;
+    body.style.overflowX = saved;
+    return scroll > width ? { width, scroll } : null;
+  });
+  assert.equal(over, null, `${label} is wider than the screen`);
+}
+
+/**
+ * Screenshots at 1440 and 390 px wide into target/screenshots/NAME-WIDTH.png,
+ * after checking that the page also fits a 375 px phone.
+ */
 export async function shoot(page, name, { widths = [1440, 390], fullPage = true, before } = {}) {
   fs.mkdirSync(SHOTS, { recursive: true });
   const original = page.viewportSize();
   const files = [];
+  await page.setViewportSize({ width: 375, height: 812 });
+  await settle(page);
+  await assertFits(page, `${name} at 375 px`);
   for (const width of widths) {
     await page.setViewportSize({ width, height: width < 600 ? 844 : 900 });
     if (before) await before(page, width);
