@@ -399,7 +399,8 @@ printf '%s\n' "$password" | "$app" user add admin --admin --password-stdin >/dev
 nginx "${nginx_args[@]}" -g 'daemon off;' &
 pids+=($!)
 base=https://$host:$https_port
-c() { curl -sS --cacert "$tmp/tls/fullchain.pem" --resolve "$host:$https_port:127.0.0.1" "$@"; }
+curl_tls=(--cacert "$tmp/tls/fullchain.pem" --resolve "$host:$https_port:127.0.0.1")
+c() { curl -sS "${curl_tls[@]}" "$@"; }
 wait_for 20 c -o /dev/null "$base/api/v1/health" || fail "nginx does not answer on 127.0.0.1:$https_port"
 ok "nginx on 127.0.0.1:$http_port (HTTP) and :$https_port (HTTPS), certificate verified"
 
@@ -504,7 +505,10 @@ ok "queue $queue_id (branch hang, 5 tasks) submitted through nginx, running"
 
 # The stream stays open while the queue runs: the first event must come
 # through at once, not when nginx's buffer fills or the stream ends.
-c -N -u "admin:$password" "$base/api/v1/queues/$queue_id/events" >"$tmp/events.txt" 2>/dev/null &
+# curl itself in the background (not a function: its subshell's pid would
+# not be curl's).
+curl -sS -N "${curl_tls[@]}" -u "admin:$password" "$base/api/v1/queues/$queue_id/events" \
+    >"$tmp/events.txt" 2>/dev/null &
 curl_pid=$!
 pids+=("$curl_pid")
 has_status_event() { grep -q '^event: status' "$tmp/events.txt"; }
