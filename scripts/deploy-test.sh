@@ -89,7 +89,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free TCP port on loopback, in 20000-59999 (never 8080 or 18080).
+# Sets variable NAME to a free TCP port on loopback, in 20000-59999 (never
+# 8080 or 18080), not given out before.
 used_ports=" "
 free_port() {
     local port
@@ -99,7 +100,7 @@ free_port() {
         # Something answers: taken.
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
         used_ports="$used_ports$port "
-        echo "$port"
+        printf -v "$1" '%s' "$port"
         return
     done
 }
@@ -287,9 +288,10 @@ mkdir -p "$tmp/tls" "$tmp/nginx/tmp" "$tmp/acme" "$tmp/empty-static"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj "/CN=$host" -addext "subjectAltName=DNS:$host" \
     -keyout "$tmp/tls/privkey.pem" -out "$tmp/tls/fullchain.pem" 2>/dev/null
-app_port=$(free_port)
-http_port=$(free_port)
-https_port=$(free_port)
+app_port="" http_port="" https_port=""
+free_port app_port
+free_port http_port
+free_port https_port
 # The shipped site with test ports, paths and certificate; nothing else changes.
 sed -e "s#^\( *\)listen 80;#\1listen 127.0.0.1:$http_port;#" \
     -e "s#^\( *\)listen 443 ssl http2;#\1listen 127.0.0.1:$https_port ssl http2;#" \
