@@ -169,6 +169,19 @@ describe('dashboard with a worker', { skip }, () => {
     await page.waitForSelector(`tr[data-id="${q.id}"][data-status="running"]`);
     await shoot(page, 'queues');
 
+    // Its owner's view, while it runs.
+    const owner = await newPage(browser, env);
+    await signIn(owner, env, 'admin');
+    await owner.goto(`${env.base}/#/queues/${q.id}`);
+    await owner.waitForSelector('.hero.status-running');
+    await owner.waitForSelector('#btn-abort');
+    await owner.waitForSelector('#activity-lines li >> text=test #1/nap started');
+    // The test in progress is listed with a link to follow its output.
+    await owner.waitForSelector(`.test-pending[data-test="nap"] a[href$="/log/tasks/${q.id}.1/nap.log"]`);
+    await shoot(owner, 'queue-running');
+    await assertAccessibleBoth(owner, 'running queue');
+    assertClean(owner);
+
     const r = await env.call('admin', 'POST', `queues/${q.id}/abort`);
     assert.equal(r.status, 202);
     await env.waitStatus(q.id, 'aborted', 20000);

@@ -163,13 +163,18 @@ export async function render(root, ctx) {
     return null;
   };
 
+  // The .log files of a task: a test in progress has one before it has a result.
+  const taskLogs = (task) => logs
+    .filter((l) => l.path.startsWith(`tasks/${task.id}/`) && l.path.endsWith('.log'))
+    .map((l) => l.path);
+
   const drawTasks = () => {
     const q = queue;
     const open = new Set([...tasksBox.querySelectorAll('details[open]')].map((d) => d.dataset.key));
     const closed = new Set([...tasksBox.querySelectorAll('details:not([open])')].map((d) => d.dataset.key));
     replace(tasksBox,
       h('h2.section-title#tasks-heading', 'Tasks', h('span.count-chip', String(q.tasks.length))),
-      q.tasks.map((t) => taskCard(q, t, logFor, open, closed)));
+      q.tasks.map((t) => taskCard(q, t, logFor, open, closed, taskLogs(t))));
   };
 
   const drawLogs = () => {
@@ -228,7 +233,7 @@ export async function render(root, ctx) {
           new Date(m[1]).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false })),
         h('span.act-text', text))
         : h('li', h('span.act-text', text));
-      if (/\b(failed|error|aborted|timeout)\b/i.test(clean)) li.classList.add('act-bad');
+      if (/\b(failed|error|aborted|lost)\b|timed out|timeout after|no output for/i.test(clean)) li.classList.add('act-bad');
       else if (/\bpassed\b/.test(clean)) li.classList.add('act-good');
       activityList.append(li);
     }
@@ -279,6 +284,8 @@ export async function render(root, ctx) {
         if (chunk.path !== 'queue.log' || chunk.offset < offset) return;
         addActivity(chunk.text);
         offset = chunk.offset + 1;
+        // A new line in the timeline often means a new log file (a test started).
+        if (/ started/.test(chunk.text)) refreshLogsSoon();
         lastSize = chunk.offset;
       },
       end: async (q) => {
@@ -431,10 +438,21 @@ function groupStatus(g) {
   return g.cases.every((c) => c.status === 'skipped') ? 'skipped' : 'passed';
 }
 
-function taskCard(q, t, logFor, open, closed) {
+function taskCard(q, t, logFor, open, closed, paths) {
   const groups = groupTests(t.tests || []);
+  // Tests with output but no result yet: running now (or cut short).
+  const known = new Set(groups.map((g) => g.name));
+  const pending = isFinal(t.status) ? [] : paths
+    .map((p) => ({ path: p, name: p.split('/').pop().replace(/\.log$/, '') }))
+    .filter((x) => !known.has(x.name));
+  const pendingRows = pending.map((x) => h('li', h('div.test-row.test-pending', { dataset: { test: x.name } },
+    h('span.chev-space'),
+    statusBadge('running', { small: true }),
+    h('span.test-name.mono', x.name),
+    h('span.test-dur'),
+    h('a.file-link.row-log', { href: logHref(q.id, x.path), dataset: { key: `tlog:${x.path}` }, title: x.path, attrs: { 'aria-label': `Follow the log of ${x.name}` } }, icon('file'), h('span', 'Follow')))));
   const key = `task:${t.id}`;
-  const testsBlock = groups.length
+  const testsBlock = groups.length || pendingRows.length
     ? h('ul.test-groups', groups.map((g) => {
       const status = groupStatus(g);
       const gkey = `grp:${t.id}:${g.name}`;
@@ -474,6 +492,8 @@ function taskCard(q, t, logFor, open, closed) {
       return h('li', details);
     }))
     : h('p.muted.no-tests', t.status === 'waiting' ? 'Not started yet.' : t.status === 'running' ? 'Running…' : 'No test results.');
+
+  if (pendingRows.length) testsBlock.append(...pendingRows);
 
   return h('article.panel.glass.task', { dataset: { key, task: t.id, status: t.status } },
     h('header.task-head',
