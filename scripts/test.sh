@@ -8,7 +8,10 @@ source scripts/lib.sh
 
 ensure_cargo
 ensure_packages "${BUILD_PACKAGES[@]}" "${FIRMWARE_PACKAGES[@]}" shellcheck \
-    nginx systemd openssl curl sqlite3 jq
+    nginx systemd openssl curl sqlite3 jq chromium
+# The browser tests run on Node 20 or later; Debian's own nodejs is older,
+# so an installed one is kept and Debian's is only a fallback.
+command -v node >/dev/null 2>&1 || ensure_packages nodejs npm
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -32,3 +35,6 @@ cargo test --workspace --locked
 
 step "deployment: units, nginx site, install.sh, backup and restore"
 bash scripts/deploy-test.sh
+
+step "dashboard in headless Chromium"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && node --test)

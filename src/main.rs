@@ -1,57 +1,52 @@
 //! `testarena`: the command-line client of TestArena's REST API.
 //!
-//! So far it answers `health`; the full client (submit, status, logs,
-//! abort, ...) is the CLI issue's work.
-#![expect(
-    clippy::print_stdout,
-    reason = "a command-line client prints its answers"
-)]
+//! `main` parses the command line, runs the command and turns the outcome
+//! into an exit code (see [`commands::Exit`]); errors are one line on
+//! standard error, never a backtrace.
 
-use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use testarena_domain::api::Health;
+mod args;
+mod client;
+mod commands;
+mod config;
+mod output;
+mod sse;
 
-#[derive(Debug, Parser)]
-#[command(name = "testarena", version, about = "TestArena's command-line client")]
-struct Cli {
-    /// The server's base URL.
-    #[arg(long, env = "TESTARENA_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
-    #[command(subcommand)]
-    command: Command,
-}
+use std::process::ExitCode;
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Is the server up? Prints the database state and the workers.
-    Health,
-}
+use clap::Parser as _;
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Health => {
-            let url = format!("{}/api/v1/health", cli.url.trim_end_matches('/'));
-            let health: Health = ureq::get(&url)
-                .call()
-                .with_context(|| format!("cannot reach {url}"))?
-                .body_mut()
-                .read_json()
-                .context("the server's answer is not TestArena's health JSON")?;
-            println!(
-                "status {} (database {}), version {}",
-                health.status, health.database, health.version
-            );
-            for w in health.workers {
-                println!(
-                    "worker {} slots {} last seen {} running {}",
-                    w.id,
-                    w.slots,
-                    w.last_seen,
-                    w.running.join(",")
-                );
-            }
-            Ok(())
+use crate::commands::{Error, Exit};
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() {
+                Exit::Trouble
+            } else {
+                Exit::Success
+            };
+            let _ = e.print();
+            return ExitCode::from(code as u8);
         }
+    };
+    let exit = match commands::run(cli) {
+        Ok(exit) => exit,
+        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Success,
+        Err(e) => {
+            report(&e);
+            Exit::Trouble
+        }
+    };
+    ExitCode::from(exit as u8)
+}
+
+fn report(e: &Error) {
+    eprintln!("error: {e}");
+    if let Error::Client(e) = e
+        && let Some(hint) = e.hint()
+    {
+        eprintln!("hint: {hint}");
     }
 }

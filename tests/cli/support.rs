@@ -1,0 +1,429 @@
+//! A TestArena on loopback for the CLI's tests: the real `testarena-app`
+//! and `testarena-worker` on a temp home with the lx106 firmware fixture,
+//! and the real `testarena` binary run against them with a config
+//! directory of its own (never the user's).
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+pub const ADMIN: &str = "admin";
+pub const PASSWORD: &str = "cli test password";
+/// Long enough for a fixture queue (build and boot take seconds).
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A daemon of this build (`target/debug/<name>`), built by
+/// `cargo build --workspace --bins`.
+fn daemon_bin(name: &str) -> PathBuf {
+    let cli = PathBuf::from(env!("CARGO_BIN_EXE_testarena"));
+    let path = cli.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the daemons first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+fn require_tools() {
+    for tool in ["qemu-system-xtensa", "xtensa-lx106-elf-gcc", "make", "git"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "{tool} is not installed: run scripts/test.sh, which installs it"
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A child in its own process group, killed with the group when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pgid = Pid::from_raw(self.0.id() as i32);
+        let _ = killpg(pgid, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Farm {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    /// An admin's API token.
+    pub token: String,
+    // Dropped in this order: the worker stops before the app.
+    _worker: Daemon,
+    _app: Daemon,
+}
+
+impl Farm {
+    pub fn start() -> Self {
+        require_tools();
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let repo = dir.path().join("firmware.git");
+        let made = Command::new("bash")
+            .arg(repo_root().join("tests/fixtures/make-repo.sh"))
+            .arg(&repo)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(made.success(), "make-repo.sh failed");
+        let port = free_port();
+        let config = dir.path().join("config.toml");
+        let text = format!(
+            r#"home = "{home}"
+default_target = "lx106"
+
+[server]
+listen = "127.0.0.1:{port}"
+static_dir = "{static_dir}"
+
+[worker]
+id = "cli-worker"
+slots = 2
+poll_interval_ms = 50
+test_timeout_s = 60
+abort_grace_s = 1
+heartbeat_s = 1
+lost_after_s = 5
+
+[[repos]]
+name = "firmware"
+url = "{repo}"
+
+[targets.lx106]
+build = ["make", "-C", "{{workspace}}", "BUILD_DIR={{build_dir}}"]
+qemu = ["qemu-system-xtensa", "-M", "sim", "-cpu", "lx106", "-semihosting",
+        "-nographic", "-serial", "none", "-monitor", "none", "-no-reboot",
+        "-kernel", "{{build_dir}}/firmware.elf"]
+fail_on = ["Guru Meditation Error", "abort() was called", "assert failed:", "Rebooting..."]
+"#,
+            home = home.display(),
+            static_dir = repo_root().join("static").display(),
+            repo = repo.display(),
+        );
+        std::fs::write(&config, text).unwrap();
+        let app_cmd = |args: &[&str], stdin: &str| {
+            let mut child = Command::new(daemon_bin("testarena-app"))
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.as_bytes())
+                .unwrap();
+            assert!(
+                child.wait().unwrap().success(),
+                "testarena-app {args:?} failed"
+            );
+        };
+        app_cmd(&["migrate"], "");
+        app_cmd(
+            &["user", "add", ADMIN, "--admin", "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        );
+        let start = |name: &str| {
+            let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
+            let mut cmd = Command::new(daemon_bin(name));
+            cmd.arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log);
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            Daemon(cmd.spawn().unwrap())
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let app = start("testarena-app");
+        let probe = Cli::new(dir.path(), &url, None);
+        wait_for(Duration::from_secs(30), "the app to answer", || {
+            probe.run(&["health"]).ok().then_some(())
+        });
+        let worker = start("testarena-worker");
+        wait_for(Duration::from_secs(30), "the worker to register", || {
+            let health = probe.run(&["health", "--json"]).json();
+            (!health["workers"].as_array()?.is_empty()).then_some(())
+        });
+        // An admin token, made the way `login` makes one.
+        let out = probe.run_input(
+            &["login", "--user", ADMIN, "--password-stdin", "--json"],
+            &format!("{PASSWORD}\n"),
+        );
+        assert!(out.ok(), "login: {out:?}");
+        let saved = std::fs::read_to_string(dir.path().join("xdg/testarena/config.toml")).unwrap();
+        let token = saved
+            .lines()
+            .find_map(|l| l.strip_prefix("token = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned();
+        std::fs::remove_dir_all(dir.path().join("xdg")).unwrap();
+        Farm {
+            dir,
+            url,
+            token,
+            _worker: worker,
+            _app: app,
+        }
+    }
+
+    /// The CLI as the admin (by `TESTARENA_TOKEN`).
+    pub fn cli(&self) -> Cli {
+        Cli::new(self.dir.path(), &self.url, Some(&self.token))
+    }
+
+    /// The CLI with no token: what `login` saves is what it uses.
+    pub fn anonymous(&self) -> Cli {
+        Cli::new(self.dir.path(), &self.url, None)
+    }
+}
+
+/// How to run the `testarena` binary.
+#[derive(Debug, Clone)]
+pub struct Cli {
+    /// `XDG_CONFIG_HOME` and `HOME` live under it.
+    root: PathBuf,
+    url: String,
+    token: Option<String>,
+}
+
+impl Cli {
+    pub fn new(dir: &Path, url: &str, token: Option<&str>) -> Self {
+        Self {
+            root: dir.to_owned(),
+            url: url.to_owned(),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("xdg/testarena/config.toml")
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_testarena"));
+        cmd.args(args)
+            .env_remove("TESTARENA_TOKEN")
+            .env_remove("NO_COLOR")
+            .env("TESTARENA_URL", &self.url)
+            .env("XDG_CONFIG_HOME", self.root.join("xdg"))
+            .env("HOME", &self.root)
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null());
+        if let Some(token) = &self.token {
+            cmd.env("TESTARENA_TOKEN", token);
+        }
+        cmd
+    }
+
+    /// Runs to the end (within the deadline).
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_with_input(self.cmd(args), "")
+    }
+
+    /// Runs to the end with `input` on standard input.
+    pub fn run_input(&self, args: &[&str], input: &str) -> Output {
+        run_with_input(self.cmd(args), input)
+    }
+
+    /// Starts it, reading its standard output line by line as it comes.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let mut cmd = self.cmd(args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Running {
+            child,
+            lines: Some(lines),
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+}
+
+/// What a finished run left.
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+fn run_with_input(mut cmd: Command, input: &str) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let mut pipes = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let stdout = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipes.0.read_to_string(&mut text);
+        text
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipes.1.read_to_string(&mut text);
+        text
+    });
+    let mut running = Running {
+        child,
+        lines: None,
+        seen: Vec::new(),
+        stderr: None,
+    };
+    let code = running.wait(DEADLINE);
+    Output {
+        code,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// A `testarena` still running; killed when dropped.
+pub struct Running {
+    child: Child,
+    /// Standard output's lines, when read as they come.
+    lines: Option<Receiver<String>>,
+    /// Every line of standard output received so far.
+    pub seen: Vec<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    /// Waits for a line of standard output that `pred` accepts.
+    pub fn line(&mut self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        let lines = self.lines.as_ref().unwrap();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {what} within {timeout:?}; got {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for the exit; `None` if killed by a signal.
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let status = wait_for(timeout, "testarena to exit", || {
+            self.child.try_wait().unwrap()
+        });
+        status.code()
+    }
+
+    /// Waits for the exit and returns the code, the rest of standard
+    /// output and standard error.
+    pub fn finish(mut self, timeout: Duration) -> Output {
+        let code = self.wait(timeout);
+        // The pipe closed with the exit: take what is still in flight.
+        if let Some(lines) = &self.lines {
+            while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
+                self.seen.push(line);
+            }
+        }
+        let stderr = self
+            .stderr
+            .take()
+            .map(|t| t.join().unwrap())
+            .unwrap_or_default();
+        Output {
+            code,
+            stdout: self.seen.join("\n"),
+            stderr,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
