@@ -3,10 +3,10 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use crate::support::{ADMIN, Cli, Farm, PASSWORD};
+use crate::support::{ADMIN, Cli, Farm, Output, PASSWORD};
 
 /// A clear one-line error, never a panic or a backtrace.
-fn assert_clean_error(out: &crate::support::Output, says: &str) {
+fn assert_clean_error(out: &Output, says: &str) {
     assert_eq!(out.code, Some(4), "{out:?}");
     assert!(out.stderr.starts_with("error: "), "{out:?}");
     assert!(out.stderr.contains(says), "{says}: {out:?}");

@@ -9,4 +9,5 @@
 mod account;
 mod logs;
 mod queues;
+mod run;
 mod support;
