@@ -139,14 +139,20 @@ fn draw(ctx: &mut Ctx, q: &Queue, seen: &mut Seen) -> Result<()> {
     seen.frame = seen.frame.wrapping_add(1);
     let spinner = SPINNER[seen.frame % SPINNER.len()];
     let elapsed = q.started_at.map_or(String::new(), |t| {
-        output::duration_ms((Utc::now() - t).num_milliseconds()) + " "
+        format!(
+            " {}",
+            output::duration_ms((Utc::now() - t).num_milliseconds())
+        )
     });
+    let (passed, failed) = q
+        .tasks
+        .iter()
+        .fold((0, 0), |(p, f), t| (p + t.passed, f + t.failed));
+    // The queue's id is on the line above: task ids shrink to `#n`.
+    let activity = seen.activity.replace(&format!("{}.", q.id), "#");
     let plain = format!(
-        "{spinner} {} {} {elapsed} {}  {}",
-        q.id,
+        "{spinner} {}{elapsed} · {passed} passed · {failed} failed · {activity}",
         view::queue_status(q),
-        view::counts(q),
-        seen.activity
     );
     let line = output::fit(&plain, width.saturating_sub(1));
     write!(ctx.out, "\r\x1b[2K{}", ctx.out.paint("36", &line))?;
