@@ -7,10 +7,12 @@
 //! held across git, a build or a test run.
 
 mod queues;
+mod seed;
 mod users;
 mod workers;
 
 pub use queues::*;
+pub use seed::*;
 pub use users::*;
 pub use workers::*;
 

@@ -1,0 +1,275 @@
+//! `testarena-bench`: TestArena's benchmark suite (issue 9). Starts the
+//! real `testarena-app` and `testarena-worker` binaries on a temp home,
+//! runs each scenario over loopback, prints every figure with its target
+//! and writes them to a JSON file. `--smoke` runs every scenario with tiny
+//! sizes, so the program cannot rot; speed is never asserted.
+//!
+//! Scenarios (the issue's numbers): 1 pickup latency, 2 orchestration
+//! overhead, 3 throughput, 4 checkout, 5 API load, 6 live logs, 7 memory.
+#![expect(clippy::print_stdout, reason = "the table is the program's output")]
+
+mod checkout;
+mod farm;
+mod fixture;
+mod load;
+mod memory;
+mod queues;
+mod report;
+mod sse;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use crate::farm::{Bins, Farm, Options};
+use crate::report::Report;
+
+/// Benchmarks of TestArena with the real binaries over loopback.
+#[derive(Debug, Clone, Parser, serde::Serialize)]
+#[command(version)]
+struct Args {
+    /// Tiny sizes for every scenario: a check that the program works, in seconds.
+    #[arg(long)]
+    smoke: bool,
+    /// Where the figures go.
+    #[arg(long, default_value = "target/bench/results.json")]
+    out: PathBuf,
+    /// Directory of testarena-app and testarena-worker (default: beside this program).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Keep the temp folder (homes, logs, repositories) and print where it is.
+    #[arg(long)]
+    keep: bool,
+    /// Run only these scenarios (comma-separated: pickup, overhead, checkout,
+    /// sse, api, memory, throughput, list).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The worker's poll_interval_ms (the fallback when no change is seen).
+    #[arg(long, default_value_t = 200)]
+    poll_interval_ms: u64,
+
+    /// 1: queues submitted one at a time to measure the pickup.
+    #[arg(long, default_value_t = 40)]
+    pickup_samples: usize,
+    /// 2: `true` tests in the overhead scenario.
+    #[arg(long, default_value_t = 100)]
+    overhead_tests: usize,
+    /// 2: runs of that scenario.
+    #[arg(long, default_value_t = 3)]
+    overhead_runs: usize,
+    /// 3: queues through the worker.
+    #[arg(long, default_value_t = 1000)]
+    throughput_queues: usize,
+    /// 3: threads submitting them.
+    #[arg(long, default_value_t = 4)]
+    throughput_clients: usize,
+    /// 4: files in the large repository.
+    #[arg(long, default_value_t = 2000)]
+    large_files: usize,
+    /// 4: commits in it.
+    #[arg(long, default_value_t = 500)]
+    large_commits: usize,
+    /// 4: first/second pairs, each on a new mirror.
+    #[arg(long, default_value_t = 3)]
+    checkout_runs: usize,
+    /// 5: concurrent connections.
+    #[arg(long, default_value_t = 32)]
+    api_connections: usize,
+    /// 5: seconds per load run.
+    #[arg(long, default_value_t = 10.0)]
+    api_seconds: f64,
+    /// 5: load runs per credential kind.
+    #[arg(long, default_value_t = 3)]
+    api_runs: usize,
+    /// 5: queues stored for the list benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    list_queues: usize,
+    /// 5: seconds per list run.
+    #[arg(long, default_value_t = 5.0)]
+    list_seconds: f64,
+    /// 6: SSE clients.
+    #[arg(long, default_value_t = 100)]
+    sse_clients: usize,
+    /// 6: lines appended.
+    #[arg(long, default_value_t = 100)]
+    sse_lines: usize,
+    /// 6: mean pause between lines, ms.
+    #[arg(long, default_value_t = 50)]
+    sse_interval_ms: u64,
+    /// 7: size of the large log, MiB.
+    #[arg(long, default_value_t = 100)]
+    log_mib: usize,
+}
+
+impl Args {
+    fn shrink_for_smoke(&mut self) {
+        self.pickup_samples = 3;
+        self.overhead_tests = 5;
+        self.overhead_runs = 1;
+        self.throughput_queues = 6;
+        self.throughput_clients = 2;
+        self.large_files = 40;
+        self.large_commits = 5;
+        self.checkout_runs = 1;
+        self.api_connections = 4;
+        self.api_seconds = 0.5;
+        self.api_runs = 1;
+        self.list_queues = 300;
+        self.list_seconds = 0.5;
+        self.sse_clients = 3;
+        self.sse_lines = 5;
+        self.sse_interval_ms = 20;
+        self.log_mib = 2;
+    }
+
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == scenario)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.shrink_for_smoke();
+    }
+    let started = Instant::now();
+    let bins = Bins::find(args.bin_dir.as_deref())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("testarena-bench-")
+        .tempdir()?;
+    let dir = tmp.path().to_owned();
+    if args.keep {
+        eprintln!("keeping {}", dir.display());
+    }
+    let mut report = Report::default();
+    let result = run(&args, &bins, &dir, &mut report);
+    if args.keep {
+        let _ = tmp.keep();
+    }
+    println!("\n{}", report.table());
+    let missed = report.missed();
+    if !missed.is_empty() {
+        println!(
+            "Missed: {}",
+            missed
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    println!("Took {:.0} s.", started.elapsed().as_secs_f64());
+    let mut settings = serde_json::to_value(&args)?;
+    settings["bins"] = serde_json::json!(bins.app.parent());
+    report.write_json(&args.out, &settings)?;
+    println!("Figures written to {}.", args.out.display());
+    result
+}
+
+fn run(args: &Args, bins: &Bins, dir: &std::path::Path, report: &mut Report) -> anyhow::Result<()> {
+    let root = fixture::workspace_root();
+    eprintln!("==> fixtures");
+    let firmware = dir.join("firmware.git");
+    fixture::firmware(&root, &firmware, args.overhead_tests)?;
+    let large = dir.join("large.git");
+    if args.wants("checkout") {
+        let t = Instant::now();
+        fixture::large(&large, args.large_files, args.large_commits)?;
+        eprintln!(
+            "  large repository made in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let options = Options {
+        slots: 2,
+        poll_interval_ms: args.poll_interval_ms,
+        repos: vec![
+            ("firmware".to_owned(), firmware.clone()),
+            (checkout::REPO.to_owned(), large.clone()),
+        ],
+    };
+    let main_dir = dir.join("main");
+    std::fs::create_dir_all(&main_dir)?;
+    let mut farm = Farm::prepare(bins, &main_dir, &options)?;
+    farm.start_app()?;
+    farm.start_worker()?;
+    memory::idle(&farm, report, Duration::from_secs(1), "after start")?;
+
+    // A finished queue for the API and memory scenarios to read.
+    let (done, _) = farm.submit("firmware", fixture::BENCH_BRANCH, &[fixture::QUICK])?;
+    farm.wait_final(&done, Duration::from_secs(60))?;
+
+    if args.wants("pickup") {
+        eprintln!("==> 1 pickup latency (and 2: per-queue overhead)");
+        queues::pickup(&farm, report, args.pickup_samples)?;
+    }
+    if args.wants("overhead") {
+        eprintln!("==> 2 orchestration overhead of a <run> test");
+        queues::test_overhead(&farm, report, args.overhead_runs)?;
+    }
+    if args.wants("checkout") {
+        eprintln!("==> 4 checkout");
+        checkout::checkout(&farm, &large, report, args.checkout_runs)?;
+    }
+    if args.wants("sse") {
+        eprintln!("==> 6 live logs");
+        let interval = Duration::from_millis(args.sse_interval_ms);
+        sse::sse(&farm, report, args.sse_clients, args.sse_lines, interval)?;
+    }
+    if args.wants("api") {
+        eprintln!("==> 5 API load");
+        let duration = Duration::from_secs_f64(args.api_seconds);
+        load::api(
+            &farm,
+            report,
+            &done,
+            args.api_connections,
+            duration,
+            args.api_runs,
+        )?;
+    }
+    if args.wants("memory") {
+        eprintln!("==> 7 memory: a large log");
+        memory::large_log(&farm, report, &done, args.log_mib)?;
+    }
+    if args.wants("throughput") {
+        eprintln!("==> 3 throughput");
+        queues::throughput(
+            &farm,
+            report,
+            args.throughput_queues,
+            args.throughput_clients,
+        )?;
+    }
+    memory::idle(
+        &farm,
+        report,
+        Duration::from_secs(2),
+        "after the benchmarks",
+    )?;
+    farm.stop();
+
+    if args.wants("list") {
+        eprintln!("==> 5 list over {} stored queues", args.list_queues);
+        let list_dir = dir.join("list");
+        std::fs::create_dir_all(&list_dir)?;
+        let mut farm = Farm::prepare(bins, &list_dir, &options)?;
+        let t = Instant::now();
+        load::seed(&farm, args.list_queues).context("seeding the database")?;
+        eprintln!("  seeded in {:.1} s", t.elapsed().as_secs_f64());
+        farm.start_app()?;
+        let duration = Duration::from_secs_f64(args.list_seconds);
+        load::list(
+            &farm,
+            report,
+            args.list_queues,
+            args.api_connections,
+            duration,
+        )?;
+        farm.stop();
+    }
+    Ok(())
+}
