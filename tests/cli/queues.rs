@@ -179,3 +179,29 @@ fn abort_from_another_shell_ends_wait_with_3_then_delete_and_rerun() {
     let left = cli.run(&["list", "--json"]).json();
     assert_eq!(left["items"], serde_json::json!([]), "{left:#}");
 }
+
+#[test]
+fn wait_rides_out_a_crash_of_the_app() {
+    let mut farm = Farm::start();
+    let cli = farm.cli();
+    let mut waiting = cli.spawn(&[
+        "submit",
+        "hang",
+        "-s",
+        "scenarios/unit.xml",
+        "--id",
+        "cli-restart",
+        "--wait",
+    ]);
+    waiting.line(DEADLINE, "the first verdict", |l| {
+        l.contains("unit/test_addition")
+    });
+    // The stream breaks; the worker goes on. The CLI reconnects to the new
+    // app and sees the end (the quiet timeout fails the hung test).
+    farm.crash_and_restart_app();
+    let out = waiting.finish(DEADLINE);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("no output for 5 s"), "{out:?}");
+    let verdicts = out.stdout.matches("unit/test_addition").count();
+    assert_eq!(verdicts, 1, "no verdict twice after reconnecting: {out:?}");
+}

@@ -86,13 +86,15 @@ impl Drop for Daemon {
 }
 
 pub struct Farm {
+    // Dropped in this order: the worker stops before the app, both before
+    // their folder goes.
+    worker: Option<Daemon>,
+    app: Option<Daemon>,
     pub dir: tempfile::TempDir,
+    config: PathBuf,
     pub url: String,
     /// An admin's API token.
     pub token: String,
-    // Dropped in this order: the worker stops before the app.
-    _worker: Daemon,
-    _app: Daemon,
 }
 
 impl Farm {
@@ -168,25 +170,18 @@ fail_on = ["Guru Meditation Error", "abort() was called", "assert failed:", "Reb
             &["user", "add", ADMIN, "--admin", "--password-stdin"],
             &format!("{PASSWORD}\n"),
         );
-        let start = |name: &str| {
-            let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
-            let mut cmd = Command::new(daemon_bin(name));
-            cmd.arg("--config")
-                .arg(&config)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log);
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-            Daemon(cmd.spawn().unwrap())
-        };
         let url = format!("http://127.0.0.1:{port}");
-        let app = start("testarena-app");
-        let probe = Cli::new(dir.path(), &url, None);
-        wait_for(Duration::from_secs(30), "the app to answer", || {
-            probe.run(&["health"]).ok().then_some(())
-        });
-        let worker = start("testarena-worker");
+        let mut farm = Farm {
+            worker: None,
+            app: None,
+            dir,
+            config,
+            url,
+            token: String::new(),
+        };
+        farm.start_app();
+        let probe = farm.anonymous();
+        farm.worker = Some(farm.daemon("testarena-worker"));
         wait_for(Duration::from_secs(30), "the worker to register", || {
             let health = probe.run(&["health", "--json"]).json();
             (!health["workers"].as_array()?.is_empty()).then_some(())
@@ -197,21 +192,51 @@ fail_on = ["Guru Meditation Error", "abort() was called", "assert failed:", "Reb
             &format!("{PASSWORD}\n"),
         );
         assert!(out.ok(), "login: {out:?}");
-        let saved = std::fs::read_to_string(dir.path().join("xdg/testarena/config.toml")).unwrap();
-        let token = saved
+        let saved = std::fs::read_to_string(probe.config_file()).unwrap();
+        farm.token = saved
             .lines()
             .find_map(|l| l.strip_prefix("token = "))
             .unwrap()
             .trim_matches('"')
             .to_owned();
-        std::fs::remove_dir_all(dir.path().join("xdg")).unwrap();
-        Farm {
-            dir,
-            url,
-            token,
-            _worker: worker,
-            _app: app,
+        std::fs::remove_dir_all(farm.dir.path().join("xdg")).unwrap();
+        farm
+    }
+
+    /// Starts `testarena-app` or `testarena-worker`, logging to `<name>.log`.
+    fn daemon(&self, name: &str) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))
+            .unwrap();
+        let mut cmd = Command::new(daemon_bin(name));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        Daemon(cmd.spawn().unwrap())
+    }
+
+    fn start_app(&mut self) {
+        self.app = Some(self.daemon("testarena-app"));
+        let probe = self.anonymous();
+        wait_for(Duration::from_secs(30), "the app to answer", || {
+            probe.run(&["health"]).ok().then_some(())
+        });
+    }
+
+    /// Kills the app at once (open streams break, as in a crash) and
+    /// starts it again.
+    pub fn crash_and_restart_app(&mut self) {
+        if let Some(mut app) = self.app.take() {
+            let _ = killpg(Pid::from_raw(app.0.id() as i32), Signal::SIGKILL);
+            let _ = app.0.wait();
         }
+        self.start_app();
     }
 
     /// The CLI as the admin (by `TESTARENA_TOKEN`).
