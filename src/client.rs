@@ -24,6 +24,8 @@ pub enum ClientError {
         code: ErrorCode,
         message: String,
         field: Option<String>,
+        /// How long to wait before trying again (503 `unavailable`).
+        retry_after: Option<Duration>,
     },
     /// An error status without TestArena's error body (a proxy's page, say).
     #[error("{url} answered HTTP {status}{}", if .body.is_empty() { String::new() } else { format!(": {}", .body) })]
@@ -111,6 +113,8 @@ pub struct Client {
 
 /// Room for the mirror fetch a submission may wait for (60 s on the server).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Reads tried again while the database stays busy.
+const BUSY_RETRIES: u32 = 3;
 /// A live stream gets a comment at least every 15 s.
 const STREAM_IDLE: Duration = Duration::from_secs(45);
 
@@ -139,7 +143,33 @@ impl Client {
         &self.base
     }
 
+    /// Sends one request. A read answered 503 `unavailable` (the database
+    /// stayed busy) is tried again after its `Retry-After`, a few times:
+    /// it changes nothing, so trying again is safe.
     fn send(
+        &self,
+        agent: &Agent,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response<Body>, ClientError> {
+        let mut tries = 0;
+        loop {
+            match self.send_once(agent, method.clone(), path, body.clone()) {
+                Err(ClientError::Api {
+                    status: 503,
+                    retry_after,
+                    ..
+                }) if method == Method::GET && tries < BUSY_RETRIES => {
+                    tries += 1;
+                    std::thread::sleep(retry_after.unwrap_or(Duration::from_secs(1)));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn send_once(
         &self,
         agent: &Agent,
         method: Method,
@@ -178,6 +208,12 @@ impl Client {
         if status < 400 {
             return Ok(res);
         }
+        let retry_after = res
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.clamp(1, 10)));
         let text = res
             .body_mut()
             .with_config()
@@ -190,6 +226,7 @@ impl Client {
                 code: body.error.code,
                 message: body.error.message,
                 field: body.error.field,
+                retry_after,
             },
             Err(_) => ClientError::Http {
                 url,
@@ -314,6 +351,7 @@ mod tests {
             code: ErrorCode::ValidationFailed,
             message: "branch \"nope\" does not exist in firmware".into(),
             field: Some("branch".into()),
+            retry_after: None,
         };
         assert_eq!(
             e.to_string(),
@@ -324,6 +362,7 @@ mod tests {
             code: ErrorCode::Unauthorized,
             message: "bad token".into(),
             field: None,
+            retry_after: None,
         };
         assert_eq!(e.to_string(), "unauthorized: bad token");
         assert!(e.hint().is_some());

@@ -302,10 +302,12 @@ pub fn logout(ctx: &mut Ctx) -> Result<Exit> {
     }
     config.username = None;
     config.save(&path)?;
-    writeln!(
-        ctx.out,
-        "logged out; the token is removed from {}",
-        path.display()
-    )?;
+    if ctx.out.json {
+        ctx.out
+            .json_line(&serde_json::json!({"logged_out": true, "config": path}))?;
+    } else {
+        let path = path.display();
+        writeln!(ctx.out, "logged out; the token is removed from {path}")?;
+    }
     Ok(Exit::Success)
 }
