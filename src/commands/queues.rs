@@ -50,9 +50,9 @@ fn started(ctx: &mut Ctx, queue: Queue, wait: bool) -> Result<Exit> {
     } else {
         writeln!(ctx.out, "{}", queue.id)?;
         let hint = format!(
-            "{}; follow it with: testarena status {} --wait",
+            "queue {id} {}; follow it with: testarena status {id} --wait",
             view::queue_status(&queue),
-            queue.id
+            id = queue.id
         );
         eprintln!("{hint}");
     }
