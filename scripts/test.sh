@@ -8,7 +8,7 @@ source scripts/lib.sh
 
 ensure_cargo
 ensure_packages "${BUILD_PACKAGES[@]}" "${FIRMWARE_PACKAGES[@]}" shellcheck \
-    nginx systemd openssl curl sqlite3 jq chromium
+    nginx systemd openssl curl sqlite3 jq chromium python3-venv util-linux
 # The browser tests run on Node 20 or later; Debian's own nodejs is older,
 # so an installed one is kept and Debian's is only a fallback.
 command -v node >/dev/null 2>&1 || ensure_packages nodejs npm
@@ -30,8 +30,11 @@ bash scripts/check-schema.sh
 step "cargo build (the end-to-end tests start the real binaries)"
 cargo build --workspace --bins --locked
 
-step "cargo test"
+step "cargo test (tests/faults: fault injection and security, with real daemons)"
 cargo test --workspace --locked
+
+step "generated requests against the real app (schemathesis)"
+bash scripts/schemathesis.sh
 
 step "deployment: units, nginx site, install.sh, backup and restore"
 bash scripts/deploy-test.sh

@@ -36,6 +36,10 @@ pub enum ApiError {
     /// The database stayed busy; the client should retry.
     #[error("{0}")]
     Unavailable(String),
+    /// The disk under `home` is full: nothing was stored; retrying helps
+    /// once an operator frees space.
+    #[error("{0}")]
+    DiskFull(String),
     /// A bug or a broken environment: logged, never shown.
     #[error("{0}")]
     Internal(String),
@@ -53,6 +57,17 @@ impl ApiError {
         Self::Internal(cause.to_string())
     }
 
+    /// A failed file operation under `home`: [`ApiError::DiskFull`] when
+    /// the disk (or the user's quota) is full, else internal.
+    pub fn io(what: impl std::fmt::Display, e: &std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        if matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) {
+            Self::DiskFull(format!("{what}: {e}"))
+        } else {
+            Self::Internal(format!("{what}: {e}"))
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest(_) => ErrorCode::BadRequest,
@@ -63,7 +78,7 @@ impl ApiError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::RateLimited(_) => ErrorCode::RateLimited,
-            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Unavailable(_) | Self::DiskFull(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -83,7 +98,7 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::DiskFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,11 +113,21 @@ impl ResponseError for ApiError {
                 tracing::warn!(error = %cause, "database busy");
                 ("the database is busy; retry shortly".to_owned(), None)
             }
+            Self::DiskFull(cause) => {
+                tracing::error!(error = %cause, "disk full");
+                (
+                    "the server's disk is full; retry once an operator has freed space".to_owned(),
+                    None,
+                )
+            }
             Self::Validation { message, field } => (message.clone(), field.clone()),
             other => (other.to_string(), None),
         };
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Unavailable(_) | Self::RateLimited(_)) {
+        if matches!(
+            self,
+            Self::Unavailable(_) | Self::DiskFull(_) | Self::RateLimited(_)
+        ) {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S)));
         }
         if matches!(self, Self::Unauthorized(_)) {
@@ -124,6 +149,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::Illegal(t) => Self::Conflict(t.to_string()),
             StoreError::Busy(m) => Self::Unavailable(m),
+            StoreError::Full(m) => Self::DiskFull(m),
             StoreError::Db(e) => Self::Internal(e.to_string()),
         }
     }

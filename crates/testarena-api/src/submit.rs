@@ -32,6 +32,22 @@ pub struct Checked {
     pub tasks: Vec<NewTask>,
 }
 
+impl Checked {
+    /// The same submission under a fresh generated queue id (a generated
+    /// id can collide: four random hex digits per second). Task ids made
+    /// from the queue id (`<queue id>.<n>`) follow it; ids the client
+    /// chose stay.
+    pub fn renamed(mut self) -> Checked {
+        let old = std::mem::replace(&mut self.queue.id, new_queue_id());
+        for task in &mut self.tasks {
+            if let Some(n) = task.id.strip_prefix(&format!("{old}.")) {
+                task.id = format!("{}.{n}", self.queue.id);
+            }
+        }
+        self
+    }
+}
+
 /// Coalesces mirror fetches: a submission that arrives while another
 /// fetch of the same repository is running waits for the lock, then skips
 /// its own fetch if a fetch *started* after it arrived (that fetch saw

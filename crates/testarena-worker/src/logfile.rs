@@ -61,26 +61,49 @@ impl LogFile {
 /// `queue.log`: the worker's timeline of one queue.
 #[derive(Debug)]
 pub struct Timeline {
+    path: PathBuf,
     log: Option<LogFile>,
+    /// A write failed and was logged; later failures are not.
+    failing: bool,
 }
 
 impl Timeline {
     /// Opens the timeline. A timeline that cannot be written must not stop
-    /// the queue: the failure is logged once and later lines are dropped.
+    /// the queue: the first failure is logged, and each later line tries
+    /// again (a full disk may have been freed meanwhile).
     pub fn open(path: &Path) -> Self {
-        let log = LogFile::append(path)
-            .inspect_err(|e| tracing::error!(error = %e, "cannot open the queue timeline"))
-            .ok();
-        Self { log }
+        let mut timeline = Self {
+            path: path.to_owned(),
+            log: None,
+            failing: false,
+        };
+        timeline.log = timeline.reopen();
+        timeline
+    }
+
+    fn reopen(&mut self) -> Option<LogFile> {
+        LogFile::append(&self.path)
+            .inspect_err(|e| self.failed(e, "cannot open the queue timeline"))
+            .ok()
+    }
+
+    fn failed(&mut self, e: &Error, what: &str) {
+        if !self.failing {
+            tracing::error!(error = %e, "{what}");
+            self.failing = true;
+        }
     }
 
     /// Appends `<RFC 3339 time> <text>`.
     pub fn line(&mut self, text: &str) {
+        if self.log.is_none() {
+            self.log = self.reopen();
+        }
         let Some(log) = &mut self.log else { return };
         let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        if let Err(e) = log.write(format!("{at} {text}\n").as_bytes()) {
-            tracing::error!(error = %e, "cannot write the queue timeline");
-            self.log = None;
+        match log.write(format!("{at} {text}\n").as_bytes()) {
+            Ok(()) => self.failing = false,
+            Err(e) => self.failed(&e, "cannot write the queue timeline"),
         }
     }
 }

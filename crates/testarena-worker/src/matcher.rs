@@ -22,6 +22,8 @@
 //!   the test (`expected "<text>" not seen`), else a missing Unity summary
 //!   (`qemu exited before the verdict`), else it passes.
 
+use std::sync::LazyLock;
+
 use regex::Regex;
 use testarena_domain::scenario::{BootSpec, Pattern, Step};
 use testarena_domain::status::Status;
@@ -30,6 +32,12 @@ use crate::logfile::incomplete_tail_len;
 
 /// The longest line matched as one; longer lines are matched in chunks.
 pub const MAX_LINE: usize = 64 * 1024;
+/// A Unity result line: `FILE:LINE:NAME:PASS|FAIL|IGNORE[...]`.
+static UNITY_RESULT: LazyLock<Regex> =
+    LazyLock::new(|| unity_regex(r"^(.+?):(\d+):([^:]+):(PASS|FAIL|IGNORE)(.*)$"));
+/// The Unity summary: `N Tests N Failures N Ignored`.
+static UNITY_SUMMARY: LazyLock<Regex> =
+    LazyLock::new(|| unity_regex(r"^(\d+) Tests (\d+) Failures (\d+) Ignored\b"));
 /// The longest console line quoted in a crash message.
 const MAX_QUOTE: usize = 512;
 
@@ -105,8 +113,9 @@ impl Matcher {
     /// A matcher for test `test`, with the target's fail-on texts.
     pub fn new(test: &str, spec: &BootSpec, target_fail_on: &[String]) -> Self {
         let unity = spec.unity.then(|| Unity {
-            result: unity_regex(r"^(.+?):(\d+):([^:]+):(PASS|FAIL|IGNORE)(.*)$"),
-            summary: unity_regex(r"^(\d+) Tests (\d+) Failures (\d+) Ignored\b"),
+            // Compiled once per process: a Regex clone shares the program.
+            result: UNITY_RESULT.clone(),
+            summary: UNITY_SUMMARY.clone(),
             failed_cases: 0,
             summary_failures: None,
         });
@@ -219,7 +228,24 @@ impl Matcher {
         let text = String::from_utf8_lossy(&bytes);
         let used = self.advance(&text, events);
         self.consumed += byte_offset(&bytes, used);
+        if self.passes_on_the_last_expect() && self.crash.is_none() {
+            // The test would pass before its line ends: a crash text
+            // already in that line still wins, as it does when the line
+            // arrives whole.
+            let seen = String::from_utf8_lossy(&self.line[..end]).into_owned();
+            if self.fail_on.iter().any(|t| seen.contains(t.as_str())) {
+                self.crash = Some(format!("crash: {}", quote(seen.trim())));
+            }
+        }
         self.check(events);
+    }
+
+    /// Whether the test passes now that its last step, an expect, matched
+    /// (tests without `<unity/>`).
+    fn passes_on_the_last_expect(&self) -> bool {
+        self.unity.is_none()
+            && matches!(self.steps.last(), Some(Step::Expect(_)))
+            && self.next == self.steps.len()
     }
 
     /// Does the steps that `text` allows, in order: sends are emitted, each
@@ -299,8 +325,7 @@ impl Matcher {
                 self.decide(verdict, events);
             }
             None => {
-                let ends_with_expect = matches!(self.steps.last(), Some(Step::Expect(_)));
-                if ends_with_expect && self.next == self.steps.len() {
+                if self.passes_on_the_last_expect() {
                     self.decide(Verdict::Passed, events);
                 }
             }

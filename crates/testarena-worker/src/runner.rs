@@ -32,6 +32,10 @@ use crate::supervise::{self, Ended, Limits, Stop, Watch};
 use crate::testrun::{LogSink, TaskContext};
 use crate::{Error, Result};
 
+/// Pause between attempts to store a queue's end in a database that is
+/// full or busy.
+const RECORD_RETRY: Duration = Duration::from_secs(1);
+
 /// What every queue run shares: the config, the files, the database.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -47,8 +51,31 @@ struct End(Status, String);
 
 impl From<Error> for End {
     fn from(e: Error) -> Self {
-        End(Status::Error, e.to_string())
+        End(Status::Error, error_reason(&e))
     }
+}
+
+/// A queue's `status_reason` for an internal error. A full disk (a log
+/// that cannot grow, a database that cannot) says so first: it is the
+/// operator's to fix, not the code's.
+pub(crate) fn error_reason(e: &Error) -> String {
+    match e {
+        Error::Io { path, source } if is_disk_full(source) => {
+            format!("disk full: cannot write {}: {source}", path.display())
+        }
+        Error::Store(store::StoreError::Full(message)) => {
+            format!("disk full: cannot write the database: {message}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Whether an I/O error means the filesystem (or the user's quota) is full.
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 impl From<Stop> for End {
@@ -425,13 +452,20 @@ impl QueueRun<'_> {
         Ok((status, reason))
     }
 
-    /// Records the verdict, then cleans up: a last sweep for processes of
-    /// the queue, `junit.xml`, the workspace.
+    /// Records the verdict and cleans up: a last sweep for processes of the
+    /// queue, the workspace (first: on a full disk, the space it frees lets
+    /// the verdict be written), the verdict, `junit.xml`.
     async fn finish(&mut self, status: Status, reason: &str) {
         let grace = self.watch.grace;
         let left = process::stop(None, Some(self.id()), grace).await;
         if !left.is_empty() {
             tracing::error!(?left, "processes of the queue survived SIGKILL");
+        }
+        if !self.ctx.config.worker.keep_workspace {
+            let workspace = self.workspace.clone();
+            if let Err(e) = db::blocking(move || remove_dir(&workspace)).await {
+                tracing::error!(error = %e, "cannot remove the workspace");
+            }
         }
         let suffix = if reason.is_empty() {
             String::new()
@@ -439,16 +473,8 @@ impl QueueRun<'_> {
             format!(": {reason}")
         };
         self.timeline.line(&format!("finished {status}{suffix}"));
-        let (id, r) = (self.id().to_owned(), reason.to_owned());
-        match self
-            .ctx
-            .db
-            .run(move |c| store::finish_queue(c, &id, status, &r))
-            .await
-        {
-            Ok(_) => tracing::info!(%status, reason, "queue finished"),
-            // Another worker may have declared this one lost meanwhile.
-            Err(e) => tracing::error!(error = %e, %status, "cannot record the queue's end"),
+        if self.record_end(status, reason).await {
+            tracing::info!(%status, reason, "queue finished");
         }
         let id = self.id().to_owned();
         match self.ctx.db.run(move |c| store::queue_detail(c, &id)).await {
@@ -461,10 +487,45 @@ impl QueueRun<'_> {
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "cannot read the queue for junit.xml"),
         }
-        if !self.ctx.config.worker.keep_workspace {
-            let workspace = self.workspace.clone();
-            if let Err(e) = db::blocking(move || remove_dir(&workspace)).await {
-                tracing::error!(error = %e, "cannot remove the workspace");
+    }
+
+    /// Stores the queue's end. A database that is full (or stays busy) is
+    /// tried again every [`RECORD_RETRY`] until it takes the write or the
+    /// worker stops: a verdict that was never stored would leave the queue
+    /// `running` until some worker declared it lost. Returns whether it
+    /// was stored.
+    async fn record_end(&self, status: Status, reason: &str) -> bool {
+        let mut shutdown = self.watch.shutdown.clone();
+        let mut warned = false;
+        loop {
+            let (id, r) = (self.id().to_owned(), reason.to_owned());
+            match self
+                .ctx
+                .db
+                .run(move |c| store::finish_queue(c, &id, status, &r))
+                .await
+            {
+                Ok(_) => return true,
+                Err(Error::Store(
+                    e @ (store::StoreError::Full(_) | store::StoreError::Busy(_)),
+                )) => {
+                    if !warned {
+                        tracing::error!(error = %e, %status, "cannot record the queue's end yet; trying again");
+                        warned = true;
+                    }
+                }
+                // Another worker may have declared this one lost meanwhile.
+                Err(e) => {
+                    tracing::error!(error = %e, %status, "cannot record the queue's end");
+                    return false;
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RECORD_RETRY) => {}
+                () = supervise::shutting_down(&mut shutdown) => {
+                    tracing::error!(%status, "worker stopping: the queue's end is not recorded");
+                    return false;
+                }
             }
         }
     }

@@ -99,11 +99,34 @@ pub async fn submit_queue(
         Ok(checked)
     })
     .await?;
+    // A generated id that is taken is drawn again; a chosen one is a 409.
+    let mut checked = checked;
+    let mut attempts = if req.id.is_none() { ID_ATTEMPTS } else { 1 };
+    let (detail, position) = loop {
+        attempts -= 1;
+        match store_queue(state, checked.clone()).await {
+            Err(ApiError::Conflict(_)) if attempts > 0 => checked = checked.renamed(),
+            result => break result?,
+        }
+    };
+    state.metrics.queue_submitted();
+    tracing::info!(queue.id = %detail.queue.id, owner = %user.username, branch = %detail.queue.branch, "queue created");
+    Ok(queue_json(&detail, position))
+}
+
+/// How often a submission without an `id` draws a new one after a collision.
+const ID_ATTEMPTS: u32 = 5;
+
+/// Stores a checked submission: the queue's folder, then its rows (so a
+/// worker that claims the queue at once finds the folder, and a client may
+/// list its logs right away). Returns the stored queue and its position.
+async fn store_queue(
+    state: &Data,
+    checked: submit::Checked,
+) -> Result<(QueueDetail, Option<i64>), ApiError> {
     let dir = state.home.queue_dir(&checked.queue.id);
-    // The folder exists before the row, so a worker that claims the queue
-    // at once finds it, and a client may list its logs right away.
     let made_dir = !dir.exists();
-    std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+    std::fs::create_dir_all(&dir).map_err(|e| ApiError::io(dir.display(), &e))?;
     let stored = state
         .db(move |conn| {
             let row = store::create_queue(conn, &checked.queue, &checked.tasks)?;
@@ -112,18 +135,10 @@ pub async fn submit_queue(
             Ok((detail, store::queue_position(conn, &row.id)?))
         })
         .await;
-    let (detail, position) = match stored {
-        Ok(stored) => stored,
-        Err(e) => {
-            if made_dir {
-                let _ = std::fs::remove_dir(&dir);
-            }
-            return Err(e);
-        }
-    };
-    state.metrics.queue_submitted();
-    tracing::info!(queue.id = %detail.queue.id, owner = %user.username, branch = %detail.queue.branch, "queue created");
-    Ok(queue_json(&detail, position))
+    if stored.is_err() && made_dir {
+        let _ = std::fs::remove_dir(&dir);
+    }
+    stored
 }
 
 fn queue_json(detail: &QueueDetail, position: Option<i64>) -> Queue {
@@ -215,15 +230,20 @@ pub async fn list(
     };
     let page = state
         .db(move |conn| {
-            let page = store::list_queues(conn, &filter)?;
-            let ids: Vec<&str> = page.items.iter().map(|q| q.id.as_str()).collect();
-            let tasks = store::tasks_of(conn, &ids)?;
-            let waiting_positions = page
-                .items
-                .iter()
-                .filter(|q| q.status() == Status::Waiting)
-                .map(|q| Ok((q.id.clone(), store::queue_position(conn, &q.id)?)))
-                .collect::<Result<std::collections::HashMap<_, _>, ApiError>>()?;
+            // One snapshot: a queue deleted or claimed meanwhile by someone
+            // else is either in the page with its tasks, or not at all.
+            let (page, tasks, waiting_positions) = store::snapshot(conn, |conn| {
+                let page = store::list_queues(conn, &filter)?;
+                let ids: Vec<&str> = page.items.iter().map(|q| q.id.as_str()).collect();
+                let tasks = store::tasks_of(conn, &ids)?;
+                let positions = page
+                    .items
+                    .iter()
+                    .filter(|q| q.status() == Status::Waiting)
+                    .map(|q| Ok((q.id.clone(), store::queue_position(conn, &q.id)?)))
+                    .collect::<store::StoreResult<std::collections::HashMap<_, _>>>()?;
+                Ok((page, tasks, positions))
+            })?;
             let items = page
                 .items
                 .iter()
@@ -252,9 +272,14 @@ pub async fn load_queue(state: &Data, id: &str) -> Result<Queue, ApiError> {
     let id = checked_id(id)?.to_owned();
     state
         .db(move |conn| {
-            let detail = store::queue_detail(conn, &id)?
-                .ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
-            let position = store::queue_position(conn, &id)?;
+            let read = store::snapshot(conn, |conn| {
+                let Some(detail) = store::queue_detail(conn, &id)? else {
+                    return Ok(None);
+                };
+                Ok(Some((detail, store::queue_position(conn, &id)?)))
+            })?;
+            let (detail, position) =
+                read.ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
             Ok(queue_json(&detail, position))
         })
         .await
@@ -411,10 +436,7 @@ pub async fn delete_queue(state: &Data, user: &AuthUser, id: &str) -> Result<(),
     blocking(move || match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ApiError::internal(format!(
-            "removing {}: {e}",
-            dir.display()
-        ))),
+        Err(e) => Err(ApiError::io(format_args!("removing {}", dir.display()), &e)),
     })
     .await
 }

@@ -267,7 +267,9 @@ impl<'a> Parser<'a> {
                         quick_xml::Error::IllFormed(e) => e.to_string(),
                         e => e.to_string(),
                     };
-                    return fail(at, format!("malformed XML: {detail}"));
+                    // quick-xml quotes what it found (a whole "end tag" when
+                    // a `>` is missing): keep the message short.
+                    return fail(at, format!("malformed XML: {}", cut(&detail)));
                 }
             };
             match event {
@@ -595,6 +597,17 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Longest quick-xml message kept whole in a malformed-XML error.
+const MAX_XML_ERROR_CHARS: usize = 200;
+
+/// `detail` cut to [`MAX_XML_ERROR_CHARS`] characters.
+fn cut(detail: &str) -> String {
+    match detail.char_indices().nth(MAX_XML_ERROR_CHARS) {
+        Some((i, _)) => format!("{}…", &detail[..i]),
+        None => detail.to_owned(),
     }
 }
 

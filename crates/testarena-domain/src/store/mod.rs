@@ -35,6 +35,10 @@ pub enum StoreError {
     /// connection was free: the caller may retry (HTTP 503 with Retry-After).
     #[error("database busy: {0}")]
     Busy(String),
+    /// The disk holding the database is full (`SQLITE_FULL`): nothing was
+    /// written, and the same call can succeed once space is freed.
+    #[error("disk full: the database cannot grow: {0}")]
+    Full(String),
     #[error("database error: {0}")]
     Db(DieselError),
 }
@@ -61,6 +65,11 @@ impl From<DieselError> for StoreError {
             {
                 Self::Busy(info.message().to_owned())
             }
+            DieselError::DatabaseError(_, info)
+                if info.message().contains("database or disk is full") =>
+            {
+                Self::Full(info.message().to_owned())
+            }
             _ => Self::Db(e),
         }
     }
@@ -83,6 +92,19 @@ pub(crate) fn conflict_on_unique(e: DieselError, message: impl FnOnce() -> Strin
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Runs `f` in one read transaction, so that every query in it sees the
+/// same state of the database whatever other connections commit meanwhile
+/// (a page of queues and the tasks of exactly those queues). For reads
+/// only: a write inside would take the write lock late and may find the
+/// database busy.
+pub fn snapshot<T>(
+    conn: &mut diesel::sqlite::SqliteConnection,
+    f: impl FnOnce(&mut diesel::sqlite::SqliteConnection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    use diesel::Connection as _;
+    conn.transaction(f)
+}
 
 /// The current time as stored: UTC without an offset, microsecond precision.
 pub fn now() -> NaiveDateTime {

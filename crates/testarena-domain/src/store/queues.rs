@@ -92,22 +92,25 @@ fn require_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<QueueRow>
     get_queue(conn, id)?.ok_or_else(|| StoreError::not_found("queue", id))
 }
 
-/// One queue with its tasks and their test cases, in order.
+/// One queue with its tasks and their test cases, in order, as of one
+/// moment (a queue deleted meanwhile is not returned without its tasks).
 pub fn queue_detail(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<QueueDetail>> {
-    let Some(queue) = get_queue(conn, id)? else {
-        return Ok(None);
-    };
-    let task_rows = tasks_of(conn, &[queue.id.as_str()])?;
-    let ids: Vec<&str> = task_rows.iter().map(|t| t.id.as_str()).collect();
-    let mut cases = cases_by_task(conn, &ids)?;
-    let tasks = task_rows
-        .into_iter()
-        .map(|t| {
-            let c = cases.remove(&t.id).unwrap_or_default();
-            (t, c)
-        })
-        .collect();
-    Ok(Some(QueueDetail { queue, tasks }))
+    super::snapshot(conn, |conn| {
+        let Some(queue) = get_queue(conn, id)? else {
+            return Ok(None);
+        };
+        let task_rows = tasks_of(conn, &[queue.id.as_str()])?;
+        let ids: Vec<&str> = task_rows.iter().map(|t| t.id.as_str()).collect();
+        let mut cases = cases_by_task(conn, &ids)?;
+        let tasks = task_rows
+            .into_iter()
+            .map(|t| {
+                let c = cases.remove(&t.id).unwrap_or_default();
+                (t, c)
+            })
+            .collect();
+        Ok(Some(QueueDetail { queue, tasks }))
+    })
 }
 
 /// The tasks of these queues, by queue then position.
@@ -140,16 +143,18 @@ pub fn get_task(
     conn: &mut SqliteConnection,
     id: &str,
 ) -> StoreResult<Option<(TaskRow, Vec<TestCaseRow>)>> {
-    let Some(task) = tasks::table
-        .find(id)
-        .select(TaskRow::as_select())
-        .first(conn)
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let cases = cases_by_task(conn, &[id])?.remove(id).unwrap_or_default();
-    Ok(Some((task, cases)))
+    super::snapshot(conn, |conn| {
+        let Some(task) = tasks::table
+            .find(id)
+            .select(TaskRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let cases = cases_by_task(conn, &[id])?.remove(id).unwrap_or_default();
+        Ok(Some((task, cases)))
+    })
 }
 
 /// A page of queues, newest first. Pages follow `seq`, which only grows, so
@@ -182,9 +187,12 @@ pub fn list_queues(conn: &mut SqliteConnection, filter: &QueueFilter) -> StoreRe
     Ok(QueuePage { items, next })
 }
 
-/// A waiting queue's place in line (1 = next to run), `None` otherwise.
+/// A waiting queue's place in line (1 = next to run), `None` otherwise (a
+/// queue that is not waiting, or no longer exists).
 pub fn queue_position(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<i64>> {
-    let q = require_queue(conn, id)?;
+    let Some(q) = get_queue(conn, id)? else {
+        return Ok(None);
+    };
     if q.status() != Status::Waiting {
         return Ok(None);
     }

@@ -490,4 +490,12 @@ fn long_values_are_cut_short_in_messages() {
         let e = err(xml.as_bytes());
         assert!(e.message.len() < 200, "{}", e.message);
     }
+    // A `>` missing from an end tag: quick-xml quotes the rest of the file
+    // as the tag it found instead.
+    let e = err(format!(
+        "<scenario name=\"s\"><test name=\"t\"><run>x</run </test>{long}</scenario>"
+    )
+    .as_bytes());
+    assert!(e.message.starts_with("malformed XML"), "{}", e.message);
+    assert!(e.message.chars().count() < 300, "{}", e.message);
 }
