@@ -9,7 +9,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 
-use crate::farm::{Farm, Setup, shared, wait_for};
+use crate::farm::{Farm, Setup, shared};
+use crate::probe::wait_for;
 
 const SUBMISSIONS: usize = 50;
 

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::farm::{Farm, Resp, Setup, percentile_ms, shared, wait_for};
+use crate::farm::{Farm, Resp, Setup, shared};
+use crate::probe::{percentile_ms, wait_for};
 
 const WRITERS: usize = 8;
 const RUN_FOR: Duration = Duration::from_secs(20);

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::farm::{Auth, Farm, Setup, shared, wait_for};
+use crate::farm::{ADMIN, Auth, Farm, PASSWORD, Setup, shared};
+use crate::probe::wait_for;
 
 /// A tmpfs mounted for one test; unmounted (lazily) when dropped.
 struct Tmpfs {
@@ -92,6 +93,8 @@ fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
         home: Some(tmpfs.path.clone()),
         ..Setup::fixture()
     });
+    // A token not used yet: its first use on the full disk wants to note it.
+    let fresh = farm.new_token(ADMIN, PASSWORD);
     let id = farm.submit("flood", &["scenarios/unit.xml"], json!({}));
     // Once the firmware is built, only its test (3 MB of console) is left:
     // leave it 256 KiB.
@@ -128,6 +131,8 @@ fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
     let health = farm.call_as(Auth::None, "GET", "/api/v1/health", None);
     assert_eq!(health.status, 200, "{}", health.body);
     assert_eq!(farm.call("GET", "/api/v1/queues?limit=5", None).status, 200);
+    let r = farm.call_as(Auth::Bearer(&fresh), "GET", "/api/v1/me", None);
+    assert_eq!(r.status, 200, "a token's first use on a full disk: {}", r.body);
     assert_eq!(farm.queue(&id)["status"], "error");
     let r = farm.call(
         "POST",
@@ -161,10 +166,16 @@ fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
     let q = farm.wait_final(&next, Duration::from_secs(180));
     assert_eq!(q["status"], "passed", "{q:#}");
     assert_eq!(farm.db_integrity(), "ok");
+    let skipped_note = farm.daemon_logs().contains("token use not recorded");
     println!(
-        "disk full: 64 MiB tmpfs, {} MiB ballast; the flood queue ended error {:.1} s later: {reason:?}; database intact; on a completely full disk GET answered 200 and a submission {while_full}; after freeing space the next queue passed",
+        "disk full: 64 MiB tmpfs, {} MiB ballast; the flood queue ended error {:.1} s later: {reason:?}; database intact; on a completely full disk GET answered 200 (a token's first use {}), a submission {while_full}; after freeing space the next queue passed",
         filled >> 20,
         took.as_secs_f64(),
+        if skipped_note {
+            "could not be noted and was let through"
+        } else {
+            "was noted"
+        },
     );
     farm.check_secrets();
     farm.assert_no_leftovers();

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::farm::{Auth, Farm, Setup, exclusive, percentile_ms, vm_kb, wait_for};
+use crate::farm::{Auth, Farm, Setup, exclusive};
+use crate::probe::{percentile_ms, vm_kb, wait_for};
 
 const CLIENTS: usize = 200;
 const HEALTH_REQUESTS: usize = 300;

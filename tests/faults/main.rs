@@ -17,6 +17,7 @@ mod disk;
 mod events;
 mod farm;
 mod hostile;
+mod probe;
 mod repo;
 mod secrets;
 mod workers;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::farm::{Farm, Setup, queue_processes, shared, wait_for};
+use crate::farm::{Farm, Setup, shared};
+use crate::probe::{queue_processes, wait_for};
 
 const QUEUES: usize = 300;
 

@@ -135,12 +135,22 @@ pub fn token_user(
         .optional()?)
 }
 
-/// Notes that a token was used.
+/// Notes that a token was used. Bookkeeping only: a database that is full
+/// or stays busy skips the note (logged) instead of failing the request
+/// the token signs.
 pub fn touch_token(conn: &mut SqliteConnection, id: i32, at: NaiveDateTime) -> StoreResult<()> {
-    diesel::update(api_tokens::table.find(id))
+    let result = diesel::update(api_tokens::table.find(id))
         .set(api_tokens::last_used_at.eq(at))
-        .execute(conn)?;
-    Ok(())
+        .execute(conn)
+        .map_err(StoreError::from);
+    match result {
+        Ok(_) => Ok(()),
+        Err(e @ (StoreError::Full(_) | StoreError::Busy(_))) => {
+            tracing::warn!(token.id = id, error = %e, "token use not recorded");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub fn get_token(conn: &mut SqliteConnection, id: i32) -> StoreResult<Option<TokenRow>> {
