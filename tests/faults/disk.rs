@@ -132,7 +132,11 @@ fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
     assert_eq!(health.status, 200, "{}", health.body);
     assert_eq!(farm.call("GET", "/api/v1/queues?limit=5", None).status, 200);
     let r = farm.call_as(Auth::Bearer(&fresh), "GET", "/api/v1/me", None);
-    assert_eq!(r.status, 200, "a token's first use on a full disk: {}", r.body);
+    assert_eq!(
+        r.status, 200,
+        "a token's first use on a full disk: {}",
+        r.body
+    );
     assert_eq!(farm.queue(&id)["status"], "error");
     let r = farm.call(
         "POST",
