@@ -74,6 +74,17 @@ fn fill(path: &Path, leave: u64) -> u64 {
     size
 }
 
+/// The lx106 target of the farm, plus an image step that waits for `GO`.
+const GATED: &str = r#"
+[targets.gated]
+build = ["make", "-C", "{workspace}", "BUILD_DIR={build_dir}"]
+image = ["sh", "-c", "until [ -e \"$0\" ]; do sleep 0.02; done", "GO"]
+qemu = ["qemu-system-xtensa", "-M", "sim", "-cpu", "lx106", "-semihosting",
+        "-nographic", "-serial", "none", "-monitor", "none", "-no-reboot",
+        "-kernel", "{build_dir}/firmware.elf"]
+fail_on = ["Guru Meditation Error", "abort() was called", "assert failed:", "Rebooting..."]
+"#;
+
 #[test]
 fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
     let _quiet = shared();
@@ -89,8 +100,14 @@ fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
             return;
         }
     };
+    // The firmware's target, with an image step that waits for a file:
+    // the disk is filled between the build and the test, whatever the speed
+    // of this machine.
+    let go = mount_dir.path().join("go");
     let farm = Farm::start(Setup {
         home: Some(tmpfs.path.clone()),
+        targets: GATED.replace("GO", &go.to_string_lossy()),
+        default_target: "gated".into(),
         ..Setup::fixture()
     });
     // A token not used yet: its first use on the full disk wants to note it.
@@ -101,10 +118,11 @@ fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
     wait_for(
         Duration::from_secs(180),
         "the flood firmware to build",
-        || farm.queue_log(&id).contains("build passed").then_some(()),
+        || farm.queue_log(&id).contains("image started").then_some(()),
     );
     let ballast = home.join("ballast");
     let filled = fill(&ballast, 256 * 1024);
+    std::fs::write(&go, "").unwrap();
     let full_at = Instant::now();
     let q = farm.wait_final(&id, Duration::from_secs(60));
     let took = full_at.elapsed();
