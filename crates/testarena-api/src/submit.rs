@@ -232,3 +232,42 @@ pub fn check_repository(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(id: &str, tasks: &[&str]) -> Checked {
+        Checked {
+            queue: NewQueue {
+                id: id.to_owned(),
+                repo: "r".into(),
+                branch: "main".into(),
+                target: "t".into(),
+                owner: "ann".into(),
+                priority: 0,
+                timeout_s: None,
+                created_at: store::now(),
+            },
+            tasks: tasks
+                .iter()
+                .map(|t| NewTask {
+                    id: (*t).to_owned(),
+                    scenario: "s.xml".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_renamed_submission_takes_its_generated_task_ids_along() {
+        let old = checked("20260101-000000-abcd", &["20260101-000000-abcd.1", "mine"]);
+        let new = old.clone().renamed();
+        // A fresh id (now's time), which may only equal the old one by chance.
+        assert_eq!(new.queue.id.len(), old.queue.id.len());
+        assert!(validate::is_valid_id(&new.queue.id), "{}", new.queue.id);
+        assert_eq!(new.tasks[0].id, format!("{}.1", new.queue.id));
+        assert_eq!(new.tasks[1].id, "mine", "ids the client chose stay");
+        assert_eq!(new.queue.branch, old.queue.branch);
+    }
+}

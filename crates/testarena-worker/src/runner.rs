@@ -1,13 +1,14 @@
 //! One claimed queue, from checkout to verdict: fetch and check out the
 //! branch, source the target's `env_script`, build, package, run each task's
-//! scenario, then record the verdict, write `junit.xml` and remove the
-//! workspace. Every step watches the queue's abort request, its deadline
+//! scenario, then remove the workspace, record the verdict and write
+//! `junit.xml`. Every step watches the queue's abort request, its deadline
 //! and the worker's shutdown; nothing started for a queue outlives it.
 //!
 //! Verdicts (DESIGN section 4): `failed` when the code under test failed (a
 //! build, a test), `error` when the farm did (git, a missing program, a bad
 //! scenario), `aborted` for a user's abort, the queue timeout or the worker
-//! stopping. Internal errors end the queue `error` with their message.
+//! stopping. Internal errors end the queue `error` with their message; a
+//! full disk with "disk full: ..." (DESIGN section 9).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -58,7 +59,7 @@ impl From<Error> for End {
 /// A queue's `status_reason` for an internal error. A full disk (a log
 /// that cannot grow, a database that cannot) says so first: it is the
 /// operator's to fix, not the code's.
-pub(crate) fn error_reason(e: &Error) -> String {
+fn error_reason(e: &Error) -> String {
     match e {
         Error::Io { path, source } if is_disk_full(source) => {
             format!("disk full: cannot write {}: {source}", path.display())
@@ -71,7 +72,7 @@ pub(crate) fn error_reason(e: &Error) -> String {
 }
 
 /// Whether an I/O error means the filesystem (or the user's quota) is full.
-pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+fn is_disk_full(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
@@ -602,6 +603,28 @@ mod tests {
                 ("B".into(), "x=y".into()),
                 ("EMPTY".into(), "".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn a_full_disk_is_named_in_the_reason() {
+        let full = Error::io(
+            "/h/queues/q/build.log",
+            std::io::Error::from_raw_os_error(28),
+        );
+        assert_eq!(
+            error_reason(&full),
+            "disk full: cannot write /h/queues/q/build.log: No space left on device (os error 28)"
+        );
+        let db = Error::Store(store::StoreError::Full("database or disk is full".into()));
+        assert_eq!(
+            error_reason(&db),
+            "disk full: cannot write the database: database or disk is full"
+        );
+        let other = Error::io("/h/x", std::io::Error::from_raw_os_error(13));
+        assert_eq!(
+            error_reason(&other),
+            "/h/x: Permission denied (os error 13)"
         );
     }
 
