@@ -3,6 +3,14 @@
 //! tokio task; on SIGTERM or SIGINT it stops claiming, stops its queues
 //! (`aborted`, "worker stopped") and returns within `abort_grace_s` + 2 s.
 //!
+//! Pickup: the claim loop runs on three occasions: when the database
+//! changes (a thread looks at the size and modification time of SQLite's
+//! WAL file every [`WAKE_CHECK`], a `stat` that costs microseconds, so a
+//! submission is claimed within milliseconds), when one of its queues ends
+//! (its slot is free), and every `poll_interval_ms` as the fallback (a
+//! change the WAL file does not show, another journal mode, a database on
+//! a filesystem whose times are coarse).
+//!
 //! Recovery runs at start and on every heartbeat: a running queue whose
 //! worker went silent for `lost_after_s`, or that this worker id ran before
 //! this start, becomes `error` "worker lost", and what is left of its
@@ -10,8 +18,10 @@
 //! still belongs to it, and every process carrying its queue id).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use chrono::NaiveDateTime;
 use testarena_domain::config::Config;
@@ -21,7 +31,7 @@ use testarena_domain::models::QueueRow;
 use testarena_domain::paths::Home;
 use testarena_domain::status::Status;
 use testarena_domain::store;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
@@ -35,6 +45,8 @@ use crate::{Error, Result};
 /// Time kept for the last bookkeeping after the grace period, out of the
 /// 2 s the design allows beyond it.
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(1500);
+/// How often the database's WAL file is looked at for a change.
+pub const WAKE_CHECK: Duration = Duration::from_millis(5);
 
 /// A watch flag set to `true` on the first SIGTERM or SIGINT.
 pub fn shutdown_on_signals() -> Result<watch::Receiver<bool>> {
@@ -82,8 +94,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     tracing::info!(worker.id = %worker_id, slots = w.slots, "worker registered");
     recover(&ctx, me.started_at).await;
 
-    let mut running: JoinSet<()> = JoinSet::new();
-    let mut queues: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut slots = Slots {
+        running: JoinSet::new(),
+        queues: HashMap::new(),
+        max: w.slots as usize,
+    };
+    let db_changed = DbWatch::start(&config.database_path());
     let mut heartbeat = tokio::time::interval(Duration::from_secs(w.heartbeat_s));
     let mut poll = tokio::time::interval(Duration::from_millis(w.poll_interval_ms));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -106,31 +122,112 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 }
                 recover(&ctx, me.started_at).await;
             },
-            _ = poll.tick() => {
-                while running.len() < w.slots as usize && !*shutdown.borrow() {
-                    let Some(queue) = claim(&db, &worker_id).await else { break };
-                    let (ctx, stop, queue_id) = (ctx.clone(), shutdown.clone(), queue.id.clone());
-                    let handle = running.spawn(async move {
-                        runner::run_queue(&ctx, queue, stop).await;
-                    });
-                    queues.insert(handle.id(), queue_id);
-                }
-            },
-            Some(done) = running.join_next_with_id() => {
+            _ = poll.tick() => slots.fill(&ctx, &shutdown).await,
+            () = db_changed.notified() => slots.fill(&ctx, &shutdown).await,
+            Some(done) = slots.running.join_next_with_id() => {
                 let id = match &done {
                     Ok((id, ())) => *id,
                     Err(e) => e.id(),
                 };
-                if let (Some(queue), Err(e)) = (queues.remove(&id), done) {
+                if let (Some(queue), Err(e)) = (slots.queues.remove(&id), done) {
                     // A panic: the queue's own run cannot record its end.
                     tracing::error!(queue.id = %queue, error = %e, "queue task failed");
                     abandon(&ctx, &queue, Status::Error, "worker failed").await;
                 }
+                // A slot is free: the next queue need not wait for a tick.
+                slots.fill(&ctx, &shutdown).await;
             },
         }
     }
-    stop_queues(&ctx, running, queues).await;
+    drop(db_changed);
+    stop_queues(&ctx, slots.running, slots.queues).await;
     Ok(())
+}
+
+/// The queues this worker runs, each in its own task, at most `max`.
+struct Slots {
+    running: JoinSet<()>,
+    /// The queue id of each task, to record the end of one that panicked.
+    queues: HashMap<tokio::task::Id, String>,
+    max: usize,
+}
+
+impl Slots {
+    /// Claims waiting queues while a slot is free and starts them.
+    async fn fill(&mut self, ctx: &Context, shutdown: &watch::Receiver<bool>) {
+        while self.running.len() < self.max && !*shutdown.borrow() {
+            let Some(queue) = claim(&ctx.db, &ctx.worker_id).await else {
+                break;
+            };
+            let (ctx, stop, queue_id) = (ctx.clone(), shutdown.clone(), queue.id.clone());
+            let handle = self.running.spawn(async move {
+                runner::run_queue(&ctx, queue, stop).await;
+            });
+            self.queues.insert(handle.id(), queue_id);
+        }
+    }
+}
+
+/// Wakes the claim loop when the database changes. SQLite in WAL mode
+/// appends every commit to `<database>-wal`, so a change of that file's
+/// size or modification time means someone wrote; a thread compares them
+/// every [`WAKE_CHECK`]. It notifies once more on the check after a
+/// change: a commit's frames reach the file just before the shared index
+/// that makes them visible is updated. Stops when dropped.
+#[derive(Debug)]
+struct DbWatch {
+    changed: Arc<Notify>,
+    stop: Arc<AtomicBool>,
+}
+
+impl DbWatch {
+    fn start(database: &Path) -> Self {
+        let (changed, stop) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
+        let mut wal = database.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let (notify, stopped) = (Arc::clone(&changed), Arc::clone(&stop));
+        let spawned = std::thread::Builder::new()
+            .name("db-watch".into())
+            .spawn(move || {
+                let mut last = wal_state(&wal);
+                let mut again = false;
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(WAKE_CHECK);
+                    let now = wal_state(&wal);
+                    if now != last {
+                        last = now;
+                        again = true;
+                        notify.notify_one();
+                    } else if again {
+                        again = false;
+                        notify.notify_one();
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot watch the database; polling only");
+        }
+        Self { changed, stop }
+    }
+
+    /// Resolves after the next change (at once if one came since the last call).
+    async fn notified(&self) {
+        self.changed.notified().await;
+    }
+}
+
+impl Drop for DbWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What tells one version of the WAL file from the next.
+fn wal_state(wal: &Path) -> Option<(u64, SystemTime, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(wal).ok()?;
+    Some((meta.len(), meta.modified().ok()?, meta.ino()))
 }
 
 async fn claim(db: &Db, worker_id: &str) -> Option<QueueRow> {

@@ -1,20 +1,34 @@
 //! A queue's files: the listing, ranged reads, and Server-Sent Events that
 //! follow the files and the database while the queue runs.
 //!
+//! Following is shared: one task per followed queue (per server thread)
+//! looks at the queue's `*.log` files and its row every [`POLL`] and
+//! publishes what it saw to every stream of that queue through a `watch`
+//! channel; each stream then reads only the bytes it has not sent yet. So
+//! a hundred clients on one queue cost one directory walk and one query a
+//! tick, not a hundred. Reads are bounded: a ranged read goes out in pieces
+//! of [`READ_PIECE`] and a stream reads at most [`MAX_BATCH`] before it
+//! sends, so serving a log of any size takes little memory.
+//!
 //! Every path a client names is confined to `queues/<id>/`: its components
 //! are checked before it touches the disk, and the resolved file must still
 //! lie inside the queue's folder (no `..`, no symlink escape).
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_web::body::SizedStream;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use testarena_domain::api::{LogChunk, LogFile, Queue};
 use testarena_domain::store;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -26,13 +40,18 @@ use crate::state::{AppState, blocking};
 pub const MAX_READ: u64 = 4 * 1024 * 1024;
 /// The most bytes one SSE `log` event carries.
 const MAX_EVENT: usize = 64 * 1024;
-/// How often an SSE stream looks at the files and the database.
-const POLL: Duration = Duration::from_millis(100);
+/// The most bytes a stream reads from the files before sending them.
+const MAX_BATCH: u64 = 4 * MAX_EVENT as u64;
+/// The bytes of a ranged read held in memory at once.
+const READ_PIECE: u64 = 64 * 1024;
+/// How often the follower of a queue looks at its files and the database.
+const POLL: Duration = Duration::from_millis(50);
 /// Comment lines keep proxies from closing an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/queues/{id}/logs").route(web::get().to(list)))
+    cfg.app_data(web::Data::new(Followers::default()))
+        .service(web::resource("/api/v1/queues/{id}/logs").route(web::get().to(list)))
         .service(web::resource("/api/v1/queues/{id}/logs/{path:.*}").route(web::get().to(read)))
         .service(web::resource("/api/v1/queues/{id}/events").route(web::get().to(events)));
 }
@@ -191,12 +210,15 @@ async fn read(
         ));
     }
     let dir = state.home.queue_dir(&queue.id);
-    let (bytes, size) = blocking(move || {
-        let file = confined(&dir, &rel)?;
-        read_range(&file, offset, limit)
-            .map_err(|e| ApiError::internal(format!("{}: {e}", file.display())))
+    let (file, size) = blocking(move || {
+        let path = confined(&dir, &rel)?;
+        let io = |e: std::io::Error| ApiError::internal(format!("{}: {e}", path.display()));
+        let file = File::open(&path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        Ok((file, size))
     })
     .await?;
+    let len = limit.min(size.saturating_sub(offset));
     let content_type = if queue_file_is_html(&id) {
         "text/html; charset=utf-8"
     } else {
@@ -207,7 +229,46 @@ async fn read(
         .insert_header(("X-Log-Size", size.to_string()))
         .insert_header(("X-Log-Complete", queue.is_final().to_string()))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(bytes))
+        .body(SizedStream::new(len, pieces(file, offset, len))))
+}
+
+/// `len` bytes of `file` from `offset`, read [`READ_PIECE`] at a time on
+/// the blocking pool as the client takes them.
+fn pieces(
+    file: File,
+    offset: u64,
+    len: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    let state = (Arc::new(file), offset, offset + len);
+    futures_util::stream::try_unfold(state, |(file, at, end)| async move {
+        if at >= end {
+            return Ok(None);
+        }
+        let want = (end - at).min(READ_PIECE) as usize;
+        let f = Arc::clone(&file);
+        let piece = blocking(move || {
+            let mut buf = vec![0; want];
+            let mut got = 0;
+            while got < want {
+                match f.read_at(&mut buf[got..], at + got as u64) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(ApiError::internal(e)),
+                }
+            }
+            buf.truncate(got);
+            Ok(buf)
+        })
+        .await?;
+        if piece.is_empty() {
+            // Logs only grow: a file that shrank under us cannot fill the
+            // announced length, so the connection is cut.
+            return Err(ApiError::internal("the file shrank while it was read").into());
+        }
+        let next = at + piece.len() as u64;
+        Ok(Some((Bytes::from(piece), (file, next, end))))
+    })
 }
 
 fn queue_file_is_html(_id: &str) -> bool {
@@ -261,6 +322,7 @@ struct EventsQuery {
 )]
 async fn events(
     state: Data,
+    followers: web::Data<Followers>,
     _user: AuthUser,
     id: web::Path<String>,
     query: web::Query<EventsQuery>,
@@ -274,11 +336,18 @@ async fn events(
         .transpose()?
         .map(str::to_owned);
     let start = query.offset.unwrap_or(0);
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
     let state = state.into_inner();
+    let snapshots = followers.into_inner().subscribe(&state, &first).await?;
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
     state.metrics.sse_opened();
     actix_web::rt::spawn(async move {
-        let _ = follow(&state, first, only, start, &tx).await;
+        let stream = Stream {
+            dir: state.home.queue_dir(&first.id),
+            only,
+            start,
+            tx,
+        };
+        let _ = stream.run(snapshots, first).await;
         state.metrics.sse_closed();
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -291,32 +360,178 @@ async fn events(
         .streaming(body))
 }
 
+/// One event, written once into its own buffer.
 fn sse(event: &str, data: &impl serde::Serialize) -> Bytes {
-    let json = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
-    Bytes::from(format!("event: {event}\ndata: {json}\n\n"))
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(b"event: ");
+    buf.extend_from_slice(event.as_bytes());
+    buf.extend_from_slice(b"\ndata: ");
+    if serde_json::to_writer(&mut buf, data).is_err() {
+        buf.extend_from_slice(b"null");
+    }
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
+/// What the follower of a queue saw at one look.
+#[derive(Debug, Clone, PartialEq)]
+struct Snapshot {
+    /// The queue as `GET /api/v1/queues/{id}` shows it; `None` once deleted.
+    queue: Option<Queue>,
+    /// The queue's `*.log` files and their sizes, by path.
+    files: Vec<(String, u64)>,
+}
+
+type Snapshots = watch::Receiver<Arc<Snapshot>>;
+type Publisher = Arc<watch::Sender<Arc<Snapshot>>>;
+
+/// The followers of this server thread: one per queue that has streams.
+#[derive(Debug, Default)]
+pub struct Followers {
+    queues: Mutex<HashMap<String, Publisher>>,
+}
+
+impl Followers {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Publisher>>, ApiError> {
+        self.queues
+            .lock()
+            .map_err(|_| ApiError::internal("followers lock poisoned"))
+    }
+
+    /// The snapshots of `queue`, from its follower, which is started when
+    /// the queue has none. The first snapshot is there at once.
+    async fn subscribe(
+        self: &Arc<Self>,
+        state: &Arc<AppState>,
+        queue: &Queue,
+    ) -> Result<Snapshots, ApiError> {
+        if let Some(publisher) = self.lock()?.get(&queue.id) {
+            return Ok(publisher.subscribe());
+        }
+        let dir = state.home.queue_dir(&queue.id);
+        let files = blocking(move || Ok(log_files(&dir))).await?;
+        let first = Snapshot {
+            queue: Some(queue.clone()),
+            files,
+        };
+        let mut queues = self.lock()?;
+        if let Some(publisher) = queues.get(&queue.id) {
+            return Ok(publisher.subscribe());
+        }
+        let (publisher, snapshots) = watch::channel(Arc::new(first));
+        let publisher = Arc::new(publisher);
+        queues.insert(queue.id.clone(), Arc::clone(&publisher));
+        let (followers, state, id) = (self.clone(), Arc::clone(state), queue.id.clone());
+        actix_web::rt::spawn(
+            async move { follow_queue(&followers, &state, &id, &publisher).await },
+        );
+        Ok(snapshots)
+    }
+
+    /// Forgets `publisher` when it is the one registered for `id` and, unless
+    /// `always`, nobody listens to it any more. Whether it was forgotten.
+    fn retire(&self, id: &str, publisher: &Publisher, always: bool) -> bool {
+        let Ok(mut queues) = self.queues.lock() else {
+            return true;
+        };
+        if !always && publisher.receiver_count() > 0 {
+            return false;
+        }
+        if queues.get(id).is_some_and(|p| Arc::ptr_eq(p, publisher)) {
+            queues.remove(id);
+        }
+        true
+    }
+}
+
+/// The follower of one queue: looks at its row and its files every
+/// [`POLL`] and publishes each change, until the queue ends or is deleted
+/// (that last look is published too) or no stream is left.
+async fn follow_queue(followers: &Followers, state: &AppState, id: &str, publisher: &Publisher) {
+    let dir = state.home.queue_dir(id);
+    loop {
+        tokio::time::sleep(POLL).await;
+        if followers.retire(id, publisher, false) {
+            return;
+        }
+        // The row first: files seen after a final status are complete.
+        let look = {
+            let (id, dir) = (id.to_owned(), dir.clone());
+            let queue = state.db(move |conn| {
+                let Some(detail) = store::queue_detail(conn, &id)? else {
+                    return Ok(None);
+                };
+                let mut q = Queue::from(&detail);
+                if !q.is_final() {
+                    q.position = store::queue_position(conn, &id)?;
+                }
+                Ok(Some(q))
+            });
+            match queue.await {
+                Ok(queue) => blocking(move || Ok(log_files(&dir)))
+                    .await
+                    .map(|files| Snapshot { queue, files }),
+                Err(e) => Err(e),
+            }
+        };
+        let snapshot = match look {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                // A busy database: the next look will do.
+                tracing::warn!(queue.id = %id, error = %e, "cannot follow the queue");
+                continue;
+            }
+        };
+        let done = snapshot.queue.as_ref().is_none_or(Queue::is_final);
+        publisher.send_if_modified(|current| {
+            let changed = **current != snapshot;
+            if changed {
+                *current = Arc::new(snapshot);
+            }
+            changed
+        });
+        if done {
+            followers.retire(id, publisher, true);
+            return;
+        }
+    }
+}
+
+/// The queue's `*.log` files and their sizes, by path.
+fn log_files(dir: &Path) -> Vec<(String, u64)> {
+    walk(dir)
+        .into_iter()
+        .filter(|(path, _)| path.ends_with(".log"))
+        .map(|(path, meta)| (path, meta.len()))
+        .collect()
 }
 
 /// Per-file read positions of one stream.
+#[derive(Debug)]
 struct Cursor {
     path: String,
     offset: u64,
 }
 
-/// Sends what is new in each file since the last call: complete lines only,
-/// unless `all` (the queue is final), in events of at most `MAX_EVENT` bytes.
+/// What is new in the files since the last call: complete lines only,
+/// unless `all` (the queue is final), in chunks of at most [`MAX_EVENT`]
+/// bytes and at most [`MAX_BATCH`] bytes in all. The flag says whether
+/// more is ready to read at once.
 fn new_chunks(
     dir: &Path,
+    files: &[(String, u64)],
     cursors: &mut Vec<Cursor>,
     only: Option<&str>,
     start: u64,
     all: bool,
-) -> Vec<LogChunk> {
+) -> (Vec<LogChunk>, bool) {
     let mut chunks = Vec::new();
-    for (path, meta) in walk(dir) {
+    let mut read = 0;
+    for (path, size) in files {
         if only.is_some_and(|o| o != path) || !path.ends_with(".log") {
             continue;
         }
-        let cursor = match cursors.iter_mut().position(|c| c.path == path) {
+        let cursor = match cursors.iter().position(|c| &c.path == path) {
             Some(i) => &mut cursors[i],
             None => {
                 cursors.push(Cursor {
@@ -327,8 +542,11 @@ fn new_chunks(
                 &mut cursors[last]
             }
         };
-        while cursor.offset < meta.len() {
-            let Ok((bytes, _)) = read_range(&dir.join(&path), cursor.offset, MAX_EVENT as u64)
+        while cursor.offset < *size {
+            if read >= MAX_BATCH {
+                return (chunks, true);
+            }
+            let Ok((bytes, _)) = read_range(&dir.join(path), cursor.offset, MAX_EVENT as u64)
             else {
                 break;
             };
@@ -346,93 +564,87 @@ fn new_chunks(
                 text: String::from_utf8_lossy(&bytes[..take]).into_owned(),
             });
             cursor.offset += take as u64;
+            read += take as u64;
         }
     }
-    chunks
+    (chunks, false)
 }
 
-async fn follow(
-    state: &AppState,
-    first: Queue,
+/// The client went away.
+#[derive(Debug)]
+struct Gone;
+
+/// One client's stream: its cursors over the files and its channel.
+struct Stream {
+    dir: PathBuf,
     only: Option<String>,
     start: u64,
-    tx: &mpsc::Sender<Bytes>,
-) -> Result<(), ApiError> {
-    let dir = state.home.queue_dir(&first.id);
-    let id = first.id.clone();
-    let mut last = first;
-    tx.send(sse("status", &last))
-        .await
-        .map_err(|_| ApiError::internal("client gone"))?;
-    let mut cursors = Vec::new();
-    let mut idle = std::time::Instant::now();
-    let mut ticks = 0u32;
-    loop {
-        // The database only every few ticks: the files change far more often.
-        let current = if ticks.is_multiple_of(3) || last.is_final() {
-            let id = id.clone();
-            let now = state
-                .db(move |conn| {
-                    let Some(detail) = store::queue_detail(conn, &id)? else {
-                        return Ok(None);
-                    };
-                    let mut q = Queue::from(&detail);
-                    if !q.is_final() {
-                        q.position = store::queue_position(conn, &id)?;
-                    }
-                    Ok(Some(q))
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl Stream {
+    async fn send(&self, bytes: Bytes) -> Result<(), Gone> {
+        self.tx.send(bytes).await.map_err(|_| Gone)
+    }
+
+    /// Sends `first`, then for each snapshot the new lines of the files and
+    /// the queue when it changed, then `end` once the queue is final and
+    /// every file was sent to its end.
+    async fn run(self, mut snapshots: Snapshots, first: Queue) -> Result<(), Gone> {
+        self.send(sse("status", &first)).await?;
+        let mut last = first;
+        let mut cursors = Vec::new();
+        let mut follower_gone = false;
+        loop {
+            let snapshot = Arc::clone(&snapshots.borrow_and_update());
+            let Some(current) = &snapshot.queue else {
+                let deleted = serde_json::json!({"status": "deleted"});
+                return self.send(sse("end", &deleted)).await;
+            };
+            let is_final = current.is_final();
+            loop {
+                let (dir, files, only, start) = (
+                    self.dir.clone(),
+                    Arc::clone(&snapshot),
+                    self.only.clone(),
+                    self.start,
+                );
+                let mut c = std::mem::take(&mut cursors);
+                let read = blocking(move || {
+                    let (chunks, more) =
+                        new_chunks(&dir, &files.files, &mut c, only.as_deref(), start, is_final);
+                    Ok((chunks, more, c))
                 })
-                .await?;
-            match now {
-                Some(q) => q,
-                None => {
-                    // Deleted while followed.
-                    let _ = tx
-                        .send(sse("end", &serde_json::json!({"status": "deleted"})))
-                        .await;
-                    return Ok(());
+                .await;
+                let Ok((chunks, more, c)) = read else {
+                    return Err(Gone);
+                };
+                cursors = c;
+                for chunk in &chunks {
+                    self.send(sse("log", chunk)).await?;
+                }
+                if !more {
+                    break;
                 }
             }
-        } else {
-            last.clone()
-        };
-        ticks = ticks.wrapping_add(1);
-        let is_final = current.is_final();
-        let (d, o) = (dir.clone(), only.clone());
-        let mut c = std::mem::take(&mut cursors);
-        let (chunks, c) = blocking(move || {
-            let chunks = new_chunks(&d, &mut c, o.as_deref(), start, is_final);
-            Ok((chunks, c))
-        })
-        .await?;
-        cursors = c;
-        for chunk in &chunks {
-            tx.send(sse("log", chunk))
-                .await
-                .map_err(|_| ApiError::internal("client gone"))?;
+            if *current != last {
+                self.send(sse("status", current)).await?;
+                last = current.clone();
+            }
+            if is_final {
+                return self.send(sse("end", &last)).await;
+            }
+            if follower_gone {
+                // Cannot happen: a follower stops at the end or when no
+                // stream listens. Close rather than hang.
+                return Ok(());
+            }
+            match tokio::time::timeout(KEEPALIVE, snapshots.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => follower_gone = true,
+                Err(_) => self.send(Bytes::from_static(b": keepalive\n\n")).await?,
+            }
         }
-        if !chunks.is_empty() {
-            idle = std::time::Instant::now();
-        }
-        if current != last {
-            tx.send(sse("status", &current))
-                .await
-                .map_err(|_| ApiError::internal("client gone"))?;
-            last = current;
-        }
-        if is_final {
-            tx.send(sse("end", &last))
-                .await
-                .map_err(|_| ApiError::internal("client gone"))?;
-            return Ok(());
-        }
-        if idle.elapsed() >= KEEPALIVE {
-            tx.send(Bytes::from_static(b": keepalive\n\n"))
-                .await
-                .map_err(|_| ApiError::internal("client gone"))?;
-            idle = std::time::Instant::now();
-        }
-        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -477,12 +689,43 @@ mod tests {
     fn chunks_are_whole_lines_until_the_end() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.log"), "one\ntwo\npart").unwrap();
+        let files = log_files(dir.path());
+        assert_eq!(files, [("a.log".to_owned(), 12)]);
         let mut cursors = Vec::new();
-        let chunks = new_chunks(dir.path(), &mut cursors, None, 0, false);
+        let (chunks, more) = new_chunks(dir.path(), &files, &mut cursors, None, 0, false);
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].text, "one\ntwo\n");
-        assert!(new_chunks(dir.path(), &mut cursors, None, 0, false).is_empty());
-        let chunks = new_chunks(dir.path(), &mut cursors, None, 0, true);
+        assert!(!more);
+        assert!(
+            new_chunks(dir.path(), &files, &mut cursors, None, 0, false)
+                .0
+                .is_empty()
+        );
+        let (chunks, _) = new_chunks(dir.path(), &files, &mut cursors, None, 0, true);
         assert_eq!((chunks[0].offset, chunks[0].text.as_str()), (8, "part"));
+    }
+
+    #[test]
+    fn a_large_backlog_is_read_a_batch_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = "x".repeat(1023) + "\n";
+        let size = 3 * MAX_BATCH as usize + 5;
+        std::fs::write(dir.path().join("big.log"), line.repeat(size / 1024 + 1)).unwrap();
+        let files = log_files(dir.path());
+        let mut cursors = Vec::new();
+        let (mut batches, mut total) = (0, 0);
+        loop {
+            let (chunks, more) = new_chunks(dir.path(), &files, &mut cursors, None, 0, true);
+            let bytes: usize = chunks.iter().map(|c| c.text.len()).sum();
+            assert!(bytes as u64 <= MAX_BATCH, "{bytes}");
+            assert!(chunks.iter().all(|c| c.text.len() <= MAX_EVENT));
+            total += bytes;
+            batches += 1;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(total as u64, files[0].1);
+        assert!(batches >= 4, "{batches}");
     }
 }
