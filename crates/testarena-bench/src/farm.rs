@@ -437,6 +437,20 @@ pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(rss_kib(pid)? as f64 / 1024.0)
 }
 
+/// CPU time (user + system) a process has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name, which may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(i).context("short stat")?.parse::<f64>()?)
+    };
+    // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3.
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as f64;
+    Ok((ticks(11)? + ticks(12)?) / hz)
+}
+
 /// Samples a process's RSS every 20 ms in a thread until dropped; keeps the peak.
 #[derive(Debug)]
 pub struct RssPeak {

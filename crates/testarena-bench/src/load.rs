@@ -9,7 +9,7 @@ use testarena_domain::models::{NewQueue, NewTask};
 use testarena_domain::status::Status;
 use testarena_domain::store::{self, EndedQueue};
 
-use crate::farm::{Client, Farm, RssPeak};
+use crate::farm::{Client, Farm, RssPeak, cpu_seconds};
 use crate::report::{Report, Target};
 use crate::stats::{median, ms, percentile};
 
@@ -87,11 +87,20 @@ pub fn api(
     let basic = farm.admin.clone();
     let path = format!("/api/v1/queues/{queue_id}");
     let rss = farm.app_pid().map(RssPeak::start);
+    let cpu = |pid: Option<u32>| pid.map_or(Ok(0.0), cpu_seconds);
+    let (app0, bench0, t0) = (
+        cpu(farm.app_pid())?,
+        cpu(Some(std::process::id()))?,
+        Instant::now(),
+    );
     let (mut b, mut p) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         b.push(hammer(&bearer, &path, connections, duration)?);
         p.push(hammer(&basic, &path, connections, duration)?);
     }
+    let wall = t0.elapsed().as_secs_f64();
+    let app_cores = (cpu(farm.app_pid())? - app0) / wall;
+    let bench_cores = (cpu(Some(std::process::id()))? - bench0) / wall;
     let peak = rss.map(RssPeak::finish);
     let s = "5 API";
     let note = format!(
@@ -141,6 +150,26 @@ pub fn api(
         None,
         runs,
         "the Basic cache at work; same run",
+    );
+    let note = "of 2 cores; the rest goes to the load generator and the kernel";
+    report.add(
+        s,
+        "app CPU during the load",
+        app_cores,
+        "cores",
+        None,
+        runs * 2,
+        note,
+    );
+    let note = "this program's client threads, on the same 2 cores";
+    report.add(
+        s,
+        "load generator CPU during the load",
+        bench_cores,
+        "cores",
+        None,
+        runs * 2,
+        note,
     );
     if let Some(peak) = peak {
         report.add(

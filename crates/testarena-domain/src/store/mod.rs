@@ -5,6 +5,12 @@
 //! sequences use `immediate_transaction`, so SQLite takes the write lock up
 //! front and two writers never deadlock on an upgrade; no transaction is ever
 //! held across git, a build or a test run.
+//!
+//! Lookups by a unique key use `get_result`, never `first`: `first` binds
+//! `LIMIT ?`, and SQLite (since 3.47) plans with the value bound to a
+//! LIMIT, so every new binding expires the cached statement and each call
+//! would parse and plan it again, under SQLite's global allocator mutex.
+//! For the same reason a query of one id uses `=`, not `IN (?)`.
 
 mod queues;
 mod seed;

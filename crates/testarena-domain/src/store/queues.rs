@@ -81,10 +81,11 @@ pub fn create_queue(
 
 /// One queue, without its tasks.
 pub fn get_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<QueueRow>> {
+    // By a unique key: `get_result`, not `first` (see the store's module docs).
     Ok(queues::table
         .filter(queues::id.eq(id))
         .select(QueueRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -115,6 +116,15 @@ pub fn queue_detail(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option
 
 /// The tasks of these queues, by queue then position.
 pub fn tasks_of(conn: &mut SqliteConnection, queue_ids: &[&str]) -> StoreResult<Vec<TaskRow>> {
+    // One queue is the common case (a queue's page, a run): `=` keeps the
+    // statement in the cache, which `IN (?, ...)` of any length cannot.
+    if let [queue_id] = queue_ids {
+        return Ok(tasks::table
+            .filter(tasks::queue_id.eq(queue_id))
+            .order(tasks::position)
+            .select(TaskRow::as_select())
+            .load(conn)?);
+    }
     Ok(tasks::table
         .filter(tasks::queue_id.eq_any(queue_ids))
         .order((tasks::queue_id, tasks::position))
@@ -126,11 +136,19 @@ fn cases_by_task(
     conn: &mut SqliteConnection,
     task_ids: &[&str],
 ) -> StoreResult<HashMap<String, Vec<TestCaseRow>>> {
-    let rows = test_cases::table
-        .filter(test_cases::task_id.eq_any(task_ids))
-        .order(test_cases::id)
-        .select(TestCaseRow::as_select())
-        .load(conn)?;
+    let rows = if let [task_id] = task_ids {
+        test_cases::table
+            .filter(test_cases::task_id.eq(task_id))
+            .order(test_cases::id)
+            .select(TestCaseRow::as_select())
+            .load(conn)?
+    } else {
+        test_cases::table
+            .filter(test_cases::task_id.eq_any(task_ids))
+            .order(test_cases::id)
+            .select(TestCaseRow::as_select())
+            .load(conn)?
+    };
     let mut by_task: HashMap<String, Vec<TestCaseRow>> = HashMap::new();
     for row in rows {
         by_task.entry(row.task_id.clone()).or_default().push(row);
@@ -147,7 +165,7 @@ pub fn get_task(
         let Some(task) = tasks::table
             .find(id)
             .select(TaskRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()?
         else {
             return Ok(None);
@@ -204,7 +222,7 @@ pub fn queue_position(conn: &mut SqliteConnection, id: &str) -> StoreResult<Opti
                 .or(queues::priority.eq(q.priority).and(queues::seq.lt(q.seq))),
         )
         .select(count_star())
-        .first(conn)?;
+        .get_result(conn)?;
     Ok(Some(ahead + 1))
 }
 
@@ -280,7 +298,7 @@ pub fn abort_reason(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option
     Ok(queues::table
         .filter(queues::id.eq(id))
         .select(queues::abort_reason)
-        .first::<Option<String>>(conn)
+        .get_result::<Option<String>>(conn)
         .optional()?
         .flatten())
 }
@@ -392,7 +410,7 @@ pub fn set_task(
         let task = tasks::table
             .find(task_id)
             .select(TaskRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .optional()?
             .ok_or_else(|| StoreError::not_found("task", task_id))?;
         set_task_status(conn, &task, to, reason, now())

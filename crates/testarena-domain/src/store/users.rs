@@ -40,7 +40,7 @@ pub fn user_by_name(conn: &mut SqliteConnection, username: &str) -> StoreResult<
     Ok(users::table
         .filter(users::username.eq(username))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -48,7 +48,7 @@ pub fn user_by_id(conn: &mut SqliteConnection, id: i32) -> StoreResult<Option<Us
     Ok(users::table
         .find(id)
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -131,7 +131,7 @@ pub fn token_user(
         .inner_join(users::table)
         .filter(api_tokens::token_hash.eq(token_hash))
         .select((TokenRow::as_select(), UserRow::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -157,7 +157,7 @@ pub fn get_token(conn: &mut SqliteConnection, id: i32) -> StoreResult<Option<Tok
     Ok(api_tokens::table
         .find(id)
         .select(TokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

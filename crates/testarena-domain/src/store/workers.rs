@@ -86,5 +86,5 @@ pub fn running_count(conn: &mut SqliteConnection, worker_id: &str) -> StoreResul
         .filter(queues::status.eq(Status::Running.as_str()))
         .filter(queues::worker_id.eq(worker_id))
         .select(count_star())
-        .first(conn)?)
+        .get_result(conn)?)
 }
