@@ -33,6 +33,9 @@ cargo build --workspace --bins --locked
 step "cargo test (tests/faults: fault injection and security, with real daemons)"
 cargo test --workspace --locked
 
+step "benchmark program with tiny sizes (scripts/bench.sh measures; speed is never asserted)"
+cargo run -p testarena-bench --locked -- --smoke --out target/bench/smoke.json
+
 step "generated requests against the real app (schemathesis)"
 bash scripts/schemathesis.sh
 

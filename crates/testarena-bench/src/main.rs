@@ -151,7 +151,11 @@ fn main() -> anyhow::Result<()> {
     }
     println!("\n{}", report.table());
     let missed = report.missed();
-    if !missed.is_empty() {
+    if args.smoke {
+        println!(
+            "Smoke run: tiny sizes, to show that every scenario runs; these are not measurements."
+        );
+    } else if !missed.is_empty() {
         println!(
             "Missed: {}",
             missed
