@@ -44,6 +44,12 @@ fn one(farm: &Farm) -> anyhow::Result<GitTime> {
         );
     }
     let b = breakdown(farm, &queue)?;
+    // The worker removes the workspace after recording the end: the next
+    // checkout must not compete with deleting this one.
+    let workspace = farm.home.join("work").join(&id);
+    crate::farm::wait_for(Duration::from_secs(60), "the workspace to go", || {
+        Ok(!workspace.exists())
+    })?;
     Ok(GitTime {
         submit: ms_between(asked, answered),
         fetch: b.fetch,
@@ -85,6 +91,16 @@ pub fn checkout(farm: &Farm, url: &Path, report: &mut Report, runs: usize) -> an
         Some(Target::AtLeast(5.0)),
         n,
         "(submit + worker fetch + checkout) of the first queue / of the second, same repository",
+    );
+    let mirror_ratio = m(&firsts, |g| g.submit + g.fetch) / m(&seconds, |g| g.submit + g.fetch);
+    report.add(
+        s,
+        "mirror only: clone vs fetch",
+        mirror_ratio,
+        "x",
+        None,
+        n,
+        "(submit + worker fetch) of the first queue / of the second: the checkout left out",
     );
     report.add(
         s,

@@ -348,6 +348,15 @@ impl Client {
         }
     }
 
+    /// `http://host:port`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn authorization(&self) -> Option<&str> {
+        self.auth.as_deref()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

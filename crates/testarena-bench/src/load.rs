@@ -10,6 +10,7 @@ use testarena_domain::status::Status;
 use testarena_domain::store::{self, EndedQueue};
 
 use crate::farm::{Client, Farm, RssPeak, cpu_seconds};
+use crate::rawhttp::Conn;
 use crate::report::{Report, Target};
 use crate::stats::{median, ms, percentile};
 
@@ -34,20 +35,21 @@ pub fn hammer(
     let per_thread: anyhow::Result<Vec<Vec<f64>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..connections)
             .map(|_| {
-                let (client, barrier) = (client.fresh(), &barrier);
+                let barrier = &barrier;
                 scope.spawn(move || {
                     // Connected (and any credential cache warm) before the clock starts.
-                    let warm = client.request("GET", path, None);
+                    let warm = Conn::connect(client.base(), path, client.authorization())
+                        .and_then(|mut c| c.get().map(|status| (c, status)));
                     barrier.wait();
-                    let (status, _) = warm?;
+                    let (mut conn, status) = warm?;
                     if status != 200 {
                         bail!("GET {path}: {status}");
                     }
                     let deadline = Instant::now() + duration;
-                    let mut latencies = Vec::new();
+                    let mut latencies = Vec::with_capacity(1 << 16);
                     while Instant::now() < deadline {
                         let started = Instant::now();
-                        let (status, _) = client.request("GET", path, None)?;
+                        let status = conn.get()?;
                         latencies.push(ms(started.elapsed()));
                         if status != 200 {
                             bail!("GET {path}: {status}");

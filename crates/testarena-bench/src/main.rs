@@ -14,6 +14,7 @@ mod fixture;
 mod load;
 mod memory;
 mod queues;
+mod rawhttp;
 mod report;
 mod sse;
 mod stats;
