@@ -20,7 +20,8 @@ cargo build --release --workspace --bins --locked
 built=$SECONDS
 printf '    built in %d s\n' $((built - started))
 
-printf '\n==> testarena-bench (%s cores, %s)\n' "$(nproc)" "$(uname -r)"
+printf '\n==> testarena-bench (%s cores, %s, load average %s)\n' \
+    "$(nproc)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 target/release/testarena-bench --out target/bench/results.json "$@"
 printf '\nbench.sh: %d s in all (%d s building, %d s measuring)\n' \
     $((SECONDS - started)) $((built - started)) $((SECONDS - built))
