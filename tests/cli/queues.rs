@@ -167,6 +167,11 @@ fn abort_from_another_shell_ends_wait_with_3_then_delete_and_rerun() {
     assert_eq!(rerun["status"], "passed");
     assert_eq!(rerun["tasks"][0]["scenario"], "scenarios/smoke.xml");
 
+    // The original runs beside its rerun (2 slots): it may still be
+    // running, and a running queue cannot be deleted. Wait for it too.
+    let out = cli.run(&["status", "cli-once", "--wait"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+
     // A waiting or ended queue can be deleted; several at once.
     let out = cli.run(&[
         "delete",
