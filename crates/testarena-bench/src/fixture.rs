@@ -19,9 +19,15 @@ pub const FOLLOW: &str = "scenarios/bench-follow.xml";
 /// The test of [`FOLLOW`].
 pub const FOLLOW_TEST: &str = "follow";
 
-/// The repository this crate is part of (for `tests/fixtures`).
+/// The repository this crate is part of (for `tests/fixtures`): the current
+/// directory or one above it that holds the fixtures (the scripts run from
+/// the repository's root), else where this program was built.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let holds = |dir: &Path| dir.join("tests/fixtures/make-repo.sh").is_file();
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.ancestors().find(|d| holds(d)).map(Path::to_path_buf))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// git without any configuration of this machine, with a fixed identity.
