@@ -232,7 +232,9 @@ impl Matcher {
             // The test would pass before its line ends: a crash text
             // already in that line still wins, as it does when the line
             // arrives whole.
-            let seen = String::from_utf8_lossy(&self.line[..end]).into_owned();
+            // The whole line so far, an unfinished character included, so
+            // the message reads as it would had the line arrived whole.
+            let seen = String::from_utf8_lossy(&self.line).into_owned();
             if self.fail_on.iter().any(|t| seen.contains(t.as_str())) {
                 self.crash = Some(format!("crash: {}", quote(seen.trim())));
             }
