@@ -49,6 +49,21 @@ pub fn checked_id(id: &str) -> Result<&str, ApiError> {
     }
 }
 
+fn no_queue(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no queue {id:?}"))
+}
+
+/// 404 for a missing queue, 403 unless `user` owns it or is an admin: who
+/// may abort or delete it.
+fn check_owner(
+    conn: &mut testarena_domain::db::SqliteConnection,
+    id: &str,
+    user: &AuthUser,
+) -> Result<(), ApiError> {
+    let queue = store::get_queue(conn, id)?.ok_or_else(|| no_queue(id))?;
+    user.may_change(&queue.owner)
+}
+
 /// `POST /api/v1/queues`.
 #[utoipa::path(
     post,
@@ -278,8 +293,7 @@ pub async fn load_queue(state: &Data, id: &str) -> Result<Queue, ApiError> {
                 };
                 Ok(Some((detail, store::queue_position(conn, &id)?)))
             })?;
-            let (detail, position) =
-                read.ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
+            let (detail, position) = read.ok_or_else(|| no_queue(&id))?;
             Ok(queue_json(&detail, position))
         })
         .await
@@ -374,9 +388,7 @@ pub async fn abort_queue(state: &Data, user: &AuthUser, id: &str) -> Result<Queu
     let user = user.clone();
     state
         .db(move |conn| {
-            let q = store::get_queue(conn, &id)?
-                .ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
-            user.may_change(&q.owner)?;
+            check_owner(conn, &id, &user)?;
             match store::request_abort(conn, &id, &reason)? {
                 AbortOutcome::AlreadyFinal(q) => Err(ApiError::Conflict(format!(
                     "queue {id:?} has already ended ({})",
@@ -384,8 +396,7 @@ pub async fn abort_queue(state: &Data, user: &AuthUser, id: &str) -> Result<Queu
                 ))),
                 AbortOutcome::Aborted(_) | AbortOutcome::Requested(_) => {
                     tracing::info!(queue.id = %id, by = %user.username, "abort requested");
-                    let detail = store::queue_detail(conn, &id)?
-                        .ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
+                    let detail = store::queue_detail(conn, &id)?.ok_or_else(|| no_queue(&id))?;
                     Ok(queue_json(&detail, None))
                 }
             }
@@ -425,9 +436,7 @@ pub async fn delete_queue(state: &Data, user: &AuthUser, id: &str) -> Result<(),
     let dir = state.home.queue_dir(&id);
     state
         .db(move |conn| {
-            let q = store::get_queue(conn, &id)?
-                .ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
-            user.may_change(&q.owner)?;
+            check_owner(conn, &id, &user)?;
             store::delete_queue(conn, &id)?;
             tracing::info!(queue.id = %id, by = %user.username, "queue deleted");
             Ok(())
@@ -510,8 +519,7 @@ pub async fn junit_xml(
     let path = state.home.junit(&id);
     let xml = state
         .db(move |conn| {
-            let detail = store::queue_detail(conn, &id)?
-                .ok_or_else(|| ApiError::NotFound(format!("no queue {id:?}")))?;
+            let detail = store::queue_detail(conn, &id)?.ok_or_else(|| no_queue(&id))?;
             match std::fs::read_to_string(&path) {
                 Ok(xml) if detail.queue.status().is_final() => Ok(xml),
                 _ => Ok(junit::render(&detail)),
