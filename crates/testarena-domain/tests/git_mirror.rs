@@ -371,12 +371,9 @@ fn checkout_writes_the_tree_at_that_commit() {
         "old\n"
     );
 
-    match mirror.checkout(&new, &a) {
-        Err(GitError::Io { source, .. }) => {
-            assert_eq!(source.kind(), std::io::ErrorKind::AlreadyExists)
-        }
-        other => panic!("{other:?}"),
-    }
+    // An existing checkout is moved to the commit, not refused.
+    assert!(mirror.checkout(&new, &a).unwrap().moved);
+    assert_eq!(git(&a, &["rev-parse", "HEAD"]), new);
     let err = mirror
         .checkout(&"1".repeat(40), &work.join("q3"))
         .unwrap_err();
@@ -587,9 +584,10 @@ fn timing_of_fetch_and_checkout() {
     let second = mirror.fetch(TIMEOUT).unwrap();
     let fetched = t.elapsed();
     let commit = mirror.resolve_branch("main").unwrap();
-    mirror.checkout(&commit, &cache.path().join("w2")).unwrap();
+    let outcome = mirror.checkout(&commit, &cache.path().join("w1")).unwrap();
+    assert!(outcome.moved);
     eprintln!(
-        "second: fetch {fetched:?} ({} objects, {} bytes) + checkout {:?} = {:?}",
+        "second: fetch {fetched:?} ({} objects, {} bytes) + moved checkout {:?} = {:?}",
         second.received_objects,
         second.received_bytes,
         t.elapsed() - fetched,
@@ -613,3 +611,6 @@ fn a_fetch_past_its_deadline_is_a_timeout() {
     assert!(!mirror.path().exists());
     assert!(mirror.fetch(TIMEOUT).unwrap().cloned);
 }
+
+#[path = "git_mirror/worktree.rs"]
+mod worktree;

@@ -13,11 +13,13 @@
 //! mirror is built beside its final path and renamed into place only once
 //! complete.
 //!
-//! A checkout is a fresh non-bare repository whose objects come from the
-//! mirror through `.git/objects/info/alternates`: nothing is copied but the
-//! working tree. It stays valid as long as the mirror keeps its objects, which
-//! it does (libgit2 never garbage-collects; do not run `git gc --prune` on a
-//! mirror while checkouts made from it are in use).
+//! A checkout ([`Mirror::checkout`], in `worktree.rs`) is a non-bare
+//! repository whose objects come from the mirror through
+//! `.git/objects/info/alternates`: nothing is copied but the working tree,
+//! and a checkout that exists is moved to the next commit, writing only what
+//! changed. It stays valid as long as the mirror keeps its objects, which it
+//! does (libgit2 never garbage-collects; a checkout whose objects were
+//! pruned from the mirror anyway is made again).
 //!
 //! Remote access: SSH with the configured private key (else the ssh-agent),
 //! the host key always checked against a known_hosts file; HTTPS with a token
@@ -29,12 +31,10 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use git2::build::CheckoutBuilder;
 use git2::cert::CertHostkey;
 use git2::{
     AutotagOption, CertificateCheckStatus, Cred, CredentialType, ErrorCode, FetchOptions,
@@ -281,51 +281,6 @@ impl Mirror {
             }
         }
         Err(not_found())
-    }
-
-    /// Checks `commit` out into `dest`, which must not exist or be empty: a
-    /// new repository borrowing the mirror's objects (alternates), `HEAD`
-    /// detached at the commit, the working tree written. Submodules are left
-    /// out. On failure `dest` may hold a partial checkout; the caller removes
-    /// its workspace anyway.
-    pub fn checkout(&self, commit: &str, dest: &Path) -> Result<(), GitError> {
-        let mirror = self.open()?;
-        let oid = find_commit(&mirror, commit)?.id();
-        let objects = mirror.path().join("objects");
-        let objects = fs::canonicalize(&objects).map_err(|e| io_err(&objects, e))?;
-        drop(mirror);
-
-        let empty = match fs::read_dir(dest) {
-            Ok(mut entries) => entries.next().is_none(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
-            Err(e) => return Err(io_err(dest, e)),
-        };
-        if !empty {
-            let e = io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "checkout destination is not empty",
-            );
-            return Err(io_err(dest, e));
-        }
-        let mut init = RepositoryInitOptions::new();
-        init.no_reinit(true).mkpath(true);
-        let repo = Repository::init_opts(dest, &init).map_err(|e| git_err("checkout init", &e))?;
-        let info = repo.path().join("objects").join("info");
-        drop(repo);
-        fs::create_dir_all(&info).map_err(|e| io_err(&info, e))?;
-        let alternates = info.join("alternates");
-        let mut line = objects.as_os_str().as_bytes().to_vec();
-        line.push(b'\n');
-        fs::write(&alternates, line).map_err(|e| io_err(&alternates, e))?;
-
-        // Reopened: alternates are read when the object database is loaded.
-        let repo = Repository::open(dest).map_err(|e| git_err("checkout open", &e))?;
-        repo.set_head_detached(oid)
-            .map_err(|e| git_err("checkout", &e))?;
-        repo.checkout_head(Some(CheckoutBuilder::new().force()))
-            .map_err(|e| git_err("checkout", &e))?;
-        tracing::debug!(repo = %self.name, commit, dest = %dest.display(), "checked out");
-        Ok(())
     }
 
     fn open(&self) -> Result<Repository, GitError> {
@@ -680,6 +635,8 @@ pub fn init_socket_timeouts(timeout: Duration) -> Result<(), GitError> {
 }
 
 mod known_hosts;
+mod worktree;
+pub use worktree::CheckoutOutcome;
 
 #[cfg(test)]
 mod tests;
