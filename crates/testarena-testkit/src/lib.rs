@@ -1,0 +1,60 @@
+//! TestArena's test kit: one harness for everything that starts the real
+//! binaries (the root package's integration tests and `testarena-bench`).
+//!
+//! What it owns, by module:
+//! - [`farm`]: a whole TestArena on loopback ([`Farm`]): a temporary home,
+//!   one config per daemon written from a [`Setup`] and a target profile,
+//!   `testarena-app` and any number of `testarena-worker`s as real child
+//!   processes, an admin user and token, HTTP helpers; dropping it kills
+//!   everything it started, even when a test panics.
+//! - [`bins`]: where the binaries of a build are (`target/debug` or
+//!   `target/release`), building them when asked.
+//! - [`daemon`]: a child in its own process group with its output appended
+//!   to a file, stopped by process group on drop; operator sub-commands
+//!   (`testarena-app user add`, `migrate`) run to their end.
+//! - [`profile`]: the target profiles (`tests/fixtures/lx106.toml`).
+//! - [`repo`]: git repositories: the example firmware
+//!   (`tests/fixtures/make-repo.sh`), a small one of `<run>` scenarios, and
+//!   commits made on top of them.
+//! - [`http`]: a keep-alive HTTP client of the API over loopback.
+//! - [`wait`]: polling with a deadline that names what it waited for.
+//! - [`port`]: free loopback ports, never the same one twice per process.
+//! - [`procs`]: the processes of this machine as `/proc` shows them.
+//!
+//! Lifecycle calls come in two forms: `try_*` returns an [`Error`] (the
+//! benchmark program reports it), the short form panics with it (a test
+//! stops where its setup failed).
+
+pub mod bins;
+mod config;
+pub mod daemon;
+mod error;
+pub mod farm;
+pub mod http;
+pub mod port;
+pub mod procs;
+pub mod profile;
+pub mod repo;
+pub mod wait;
+
+pub use bins::{Bins, Profile};
+pub use daemon::Daemon;
+pub use error::{Error, Result};
+pub use farm::{Farm, RepoKind, Setup};
+pub use http::{Auth, Client, Resp};
+pub use port::free_port;
+pub use repo::{Content, Repo};
+pub use wait::{try_wait_for, wait_for};
+
+use std::path::{Path, PathBuf};
+
+/// The repository's root (for `tests/fixtures` and `static/`): the current
+/// directory or one above it that holds the fixtures (scripts run from the
+/// root), else the checkout this crate was built from.
+pub fn workspace_root() -> PathBuf {
+    let holds = |dir: &Path| dir.join("tests/fixtures/make-repo.sh").is_file();
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.ancestors().find(|d| holds(d)).map(Path::to_path_buf))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
