@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use testarena_domain::api::{ErrorBody, ErrorCode};
+use testarena_wire::api::{ErrorBody, ErrorCode};
 use ureq::http::{Method, Request, Response};
 use ureq::{Agent, Body};
 

@@ -4,7 +4,7 @@
 use std::io::{self, IsTerminal as _, Write};
 
 use chrono::{DateTime, Local, Utc};
-use testarena_domain::status::Status;
+use testarena_wire::status::Status;
 
 /// Where answers go, and how they look.
 pub struct Out {

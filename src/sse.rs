@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use testarena_domain::api::{LogChunk, Queue};
+use testarena_wire::api::{LogChunk, Queue};
 
 use crate::client::{Client, ClientError, enc};
 
@@ -271,6 +271,7 @@ mod tests {
         LogChunk {
             path: path.into(),
             offset,
+            next_offset: offset + text.len() as u64,
             text: text.into(),
         }
     }

@@ -3,9 +3,7 @@
 
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
 
-use testarena_domain::api::{
-    CreateToken, CreateUser, CreatedToken, Health, Token, UpdateUser, User,
-};
+use testarena_wire::api::{CreateToken, CreateUser, CreatedToken, Health, Token, UpdateUser, User};
 
 use super::{Ctx, Error, Exit, Result, read_password};
 use crate::args::{Login, Tokens, Users};

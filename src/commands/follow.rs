@@ -8,8 +8,8 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use chrono::Utc;
-use testarena_domain::api::Queue;
-use testarena_domain::status::Status;
+use testarena_wire::api::Queue;
+use testarena_wire::status::Status;
 
 use super::{Ctx, Exit, Result, view};
 use crate::output;

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use testarena_domain::api::{LogChunk, LogFile, Queue};
+use testarena_wire::api::{LogChunk, LogFile, Queue};
 
 use super::{Ctx, Error, Exit, Result};
 use crate::args::Logs;
@@ -74,6 +74,7 @@ fn read(ctx: &mut Ctx, base: &str, path: &str) -> Result<()> {
             ctx.out.json_line(&LogChunk {
                 path: path.to_owned(),
                 offset,
+                next_offset: offset + bytes.len() as u64,
                 text: String::from_utf8_lossy(&bytes).into_owned(),
             })?;
         } else {

@@ -10,7 +10,7 @@ mod view;
 use std::io::{self, BufRead as _, IsTerminal as _};
 use std::path::PathBuf;
 
-use testarena_domain::status::Status;
+use testarena_wire::status::Status;
 
 use crate::args::{Cli, Command};
 use crate::client::{Auth, Client, ClientError};

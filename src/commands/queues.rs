@@ -3,8 +3,8 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use testarena_domain::api::{CreateQueue, Page, Queue};
-use testarena_domain::status::Status;
+use testarena_wire::api::{CreateQueue, Page, Queue};
+use testarena_wire::status::Status;
 
 use super::{Ctx, Error, Exit, Result, follow, view};
 use crate::args::{List, Submit};

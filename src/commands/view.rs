@@ -2,8 +2,8 @@
 
 use std::io::Write as _;
 
-use testarena_domain::api::{Queue, Task, TestResult};
-use testarena_domain::status::Status;
+use testarena_wire::api::{Queue, Task, TestResult};
+use testarena_wire::status::Status;
 
 use super::Result;
 use crate::output::{self, Out, Table, status_color};

@@ -6,10 +6,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpResponse, ResponseError, web};
 use testarena_domain::api::{ErrorBody, ErrorCode};
 use testarena_domain::store::StoreError;
 use testarena_domain::validate::ValidationError;
+
+/// A JSON body that is parsed only after authentication: handlers take
+/// `AuthUser` first and this second, so an anonymous request with a bad
+/// body answers 401, not 400. Unwrap it with `?`.
+pub type Body<T> = Result<web::Json<T>, actix_web::Error>;
 
 /// What a handler answers when it cannot do what was asked.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -147,6 +152,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::NotFound { what, id } => Self::NotFound(format!("{what} {id:?} not found")),
             StoreError::Conflict(m) => Self::Conflict(m),
+            StoreError::Forbidden(m) => Self::Forbidden(m),
             StoreError::Illegal(t) => Self::Conflict(t.to_string()),
             StoreError::Busy(m) => Self::Unavailable(m),
             StoreError::Full(m) => Self::DiskFull(m),

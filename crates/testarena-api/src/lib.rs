@@ -6,10 +6,15 @@
 //! both use it.
 
 pub mod auth;
+pub mod credentials;
+pub mod dashboard;
 pub mod error;
+pub mod logs;
 pub mod metrics;
 pub mod openapi;
+pub mod queues;
 pub mod routes;
+pub mod schemas;
 pub mod serve;
 pub mod state;
 pub mod submit;
@@ -19,21 +24,18 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody as _};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{App, HttpRequest, web};
 use futures_util::FutureExt as _;
 use testarena_domain::api::{ErrorBody, ErrorCode};
 
 pub use crate::error::ApiError;
 
-/// A JSON body that is parsed only after authentication: handlers take
-/// `AuthUser` first and this second, so an anonymous request with a bad
-/// body answers 401, not 400. Unwrap it with `?`.
-pub type Body<T> = Result<web::Json<T>, actix_web::Error>;
 pub use crate::state::AppState;
 
-/// The application: every route, the extractor error handlers, request
-/// logging and metrics, and the dashboard's static files.
+/// The application: every route (each `GET` answering `HEAD` too), the
+/// extractor error handlers, request logging and metrics, and the
+/// dashboard's files.
 pub fn create_app(
     state: web::Data<AppState>,
 ) -> App<
@@ -57,9 +59,14 @@ pub fn create_app(
         )
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
-        .wrap_fn(move |req, srv| {
+        .wrap_fn(move |mut req, srv| {
             let started = Instant::now();
             let method = req.method().to_string();
+            // HEAD is GET without the body: every GET route answers it, with
+            // the headers GET would send (the server leaves the body out).
+            if req.method() == Method::HEAD {
+                req.head_mut().method = Method::GET;
+            }
             let state = state.clone();
             actix_web::dev::Service::call(srv, req).map(move |result| {
                 result.map(|res| {
@@ -82,11 +89,7 @@ pub fn create_app(
         })
         .configure(routes::config)
         .configure(openapi::config)
-        .service(
-            actix_files::Files::new("/", static_dir)
-                .index_file("index.html")
-                .prefer_utf8(true),
-        )
+        .configure(|cfg| dashboard::config(cfg, static_dir))
         .default_service(web::to(not_found))
 }
 

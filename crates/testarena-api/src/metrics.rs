@@ -1,11 +1,93 @@
-//! Counters for `GET /metrics`: HTTP requests by route and status, queue
-//! submissions and open event streams. Queue counts and worker heartbeats
-//! are read from the database at scrape time.
+//! `GET /metrics` in Prometheus text format: the in-process counters (HTTP
+//! requests by route and status, queue submissions, open event streams)
+//! and what the database holds at scrape time (queues by status, run
+//! times, worker heartbeats), rendered by [`render`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use chrono::NaiveDateTime;
+use testarena_domain::models::WorkerRow;
+use testarena_domain::status::{Kind, Status};
+use testarena_domain::store::DurationStat;
+
+/// What the database holds at scrape time.
+#[derive(Debug)]
+pub struct Farm {
+    pub counts: Vec<(Status, i64)>,
+    pub workers: Vec<(WorkerRow, Vec<String>)>,
+    pub durations: Vec<DurationStat>,
+    /// The time the heartbeats' ages are measured from.
+    pub now: NaiveDateTime,
+}
+
+/// The whole scrape: `farm`'s figures, then `counters`.
+pub fn render(farm: &Farm, counters: &Metrics) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# HELP testarena_queues Queues stored, by status.\n# TYPE testarena_queues gauge\n",
+    );
+    for status in Status::ALL {
+        if status.applies_to(Kind::Queue) {
+            let n = farm
+                .counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
+            let _ = writeln!(out, "testarena_queues{{status=\"{status}\"}} {n}");
+        }
+    }
+    out.push_str(
+        "# HELP testarena_queue_duration_seconds Run time of finished queues, by status.\n",
+    );
+    out.push_str("# TYPE testarena_queue_duration_seconds summary\n");
+    for d in farm.durations.iter().filter(|d| d.kind == "queue") {
+        let _ = writeln!(
+            out,
+            "testarena_queue_duration_seconds_sum{{status=\"{}\"}} {:.3}",
+            d.status, d.sum_s
+        );
+        let _ = writeln!(
+            out,
+            "testarena_queue_duration_seconds_count{{status=\"{}\"}} {}",
+            d.status, d.count
+        );
+    }
+    out.push_str("# HELP testarena_test_duration_seconds Run time of recorded tests, by status.\n");
+    out.push_str("# TYPE testarena_test_duration_seconds summary\n");
+    for d in farm.durations.iter().filter(|d| d.kind == "test") {
+        let _ = writeln!(
+            out,
+            "testarena_test_duration_seconds_sum{{status=\"{}\"}} {:.3}",
+            d.status, d.sum_s
+        );
+        let _ = writeln!(
+            out,
+            "testarena_test_duration_seconds_count{{status=\"{}\"}} {}",
+            d.status, d.count
+        );
+    }
+    out.push_str("# HELP testarena_worker_heartbeat_age_seconds Seconds since each worker's last heartbeat.\n");
+    out.push_str("# TYPE testarena_worker_heartbeat_age_seconds gauge\n");
+    for (w, running) in &farm.workers {
+        let age = (farm.now - w.last_seen).num_milliseconds() as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "testarena_worker_heartbeat_age_seconds{{worker=\"{}\"}} {age:.3}",
+            label(&w.id)
+        );
+        let _ = writeln!(
+            out,
+            "testarena_worker_running{{worker=\"{}\"}} {}",
+            label(&w.id),
+            running.len()
+        );
+    }
+    counters.render(&mut out);
+    out
+}
 
 /// In-process counters; the database holds the rest.
 #[derive(Debug, Default)]
@@ -39,7 +121,7 @@ impl Metrics {
     }
 
     /// Appends the in-process counters in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
+    fn render(&self, out: &mut String) {
         out.push_str(
             "# HELP testarena_http_requests_total HTTP requests answered, by route and status.\n",
         );

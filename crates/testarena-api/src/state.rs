@@ -11,9 +11,10 @@ use testarena_domain::db::{DbPool, SqliteConnection};
 use testarena_domain::paths::Home;
 use testarena_domain::store::StoreError;
 
-use crate::auth::{BasicCache, LoginLimiter};
+use crate::credentials::{BasicCache, LoginLimiter};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::submit::Fetcher;
 
 /// Everything a handler needs; shared through `web::Data` (an `Arc`).
 pub struct AppState {
@@ -24,7 +25,7 @@ pub struct AppState {
     pub basic_cache: BasicCache,
     pub login_limiter: LoginLimiter,
     pub metrics: Metrics,
-    pub fetcher: crate::submit::Fetcher,
+    pub fetcher: Arc<Fetcher>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -53,7 +54,7 @@ impl AppState {
             basic_cache: BasicCache::default(),
             login_limiter,
             metrics: Metrics::default(),
-            fetcher: crate::submit::Fetcher::default(),
+            fetcher: Arc::default(),
         })
     }
 

@@ -1,7 +1,9 @@
 //! Checking a queue before anything is stored: the repo and target exist in
-//! the config, the branch exists (fetched through the git mirror), and every
-//! scenario file exists at the branch tip and parses. A typo is a 422 now,
-//! not a queue that errors an hour later.
+//! the config, the branch exists (fetched through the git mirror), the
+//! commit to run is pinned (the branch's tip, or the `commit` named, which
+//! must be on the branch), and every scenario file exists at that commit and
+//! parses. A typo is a 422 now, not a queue that errors an hour later, and
+//! the worker runs exactly the commit that was checked.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use testarena_domain::api::CreateQueue;
 use testarena_domain::config::Config;
-use testarena_domain::git::{GitError, Mirror};
+use testarena_domain::git::{GitError, MIN_ABBREV, Mirror};
 use testarena_domain::models::{NewQueue, NewTask};
 use testarena_domain::scenario::{self, MAX_SCENARIO_BYTES};
 use testarena_domain::{store, validate};
@@ -96,6 +98,16 @@ pub fn new_queue_id() -> String {
 /// Checks the fields that need no I/O and fills in defaults.
 pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<Checked, ApiError> {
     validate::branch("branch", &req.branch)?;
+    if let Some(commit) = &req.commit {
+        let hex = (MIN_ABBREV..=40).contains(&commit.len())
+            && commit.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex {
+            return Err(ApiError::validation(
+                "commit",
+                format!("a commit id is {MIN_ABBREV} to 40 hex digits"),
+            ));
+        }
+    }
     let repo = config
         .repo(req.repo.as_deref())
         .ok_or_else(|| match &req.repo {
@@ -182,6 +194,8 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
             id,
             repo: repo.name.clone(),
             branch: req.branch.clone(),
+            // Pinned by `check_repository`; a request's abbreviation until then.
+            commit_sha: req.commit.clone(),
             target: target.to_owned(),
             owner: owner.to_owned(),
             priority,
@@ -192,12 +206,13 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
     })
 }
 
-/// Checks the branch and the scenario files against the repository. Blocking
+/// Checks the branch and the scenario files against the repository and
+/// pins the commit to run (`queue.commit_sha`, 40 hex digits). Blocking
 /// (git2): run it on the blocking pool.
 pub fn check_repository(
     config: &Config,
     fetcher: &Fetcher,
-    checked: &Checked,
+    checked: &mut Checked,
     arrived: Instant,
 ) -> Result<(), ApiError> {
     let repo = config
@@ -213,15 +228,32 @@ pub fn check_repository(
         ),
         other => ApiError::Unavailable(other.to_string()),
     })?;
+    let commit = match checked.queue.commit_sha.as_deref() {
+        None => commit,
+        Some(rev) => mirror.resolve_commit(branch, rev).map_err(|e| match e {
+            GitError::CommitNotFound { .. } => ApiError::validation(
+                "commit",
+                format!(
+                    "commit {rev:?} is not on branch {branch:?} of {}",
+                    repo.name
+                ),
+            ),
+            other => ApiError::Unavailable(other.to_string()),
+        })?,
+    };
+    let at = if checked.queue.commit_sha.is_some() {
+        format!("at commit {}", &commit[..12])
+    } else {
+        format!("on branch {branch:?}")
+    };
     let field = |i: usize| format!("scenarios[{i}]");
     for (i, task) in checked.tasks.iter().enumerate() {
         let bytes = mirror
             .read_file(&commit, &task.scenario, MAX_SCENARIO_BYTES)
             .map_err(|e| match e {
-                GitError::FileNotFound { .. } => ApiError::validation(
-                    field(i),
-                    format!("{} does not exist on branch {branch:?}", task.scenario),
-                ),
+                GitError::FileNotFound { .. } => {
+                    ApiError::validation(field(i), format!("{} does not exist {at}", task.scenario))
+                }
                 GitError::NotAFile { .. } | GitError::TooLarge { .. } => {
                     ApiError::validation(field(i), e.to_string())
                 }
@@ -230,6 +262,7 @@ pub fn check_repository(
         scenario::parse(&task.scenario, &bytes)
             .map_err(|e| ApiError::validation(field(i), e.to_string()))?;
     }
+    checked.queue.commit_sha = Some(commit);
     Ok(())
 }
 
@@ -243,6 +276,7 @@ mod tests {
                 id: id.to_owned(),
                 repo: "r".into(),
                 branch: "main".into(),
+                commit_sha: None,
                 target: "t".into(),
                 owner: "ann".into(),
                 priority: 0,

@@ -208,6 +208,7 @@ pub fn seed(farm: &Farm, count: usize) -> anyhow::Result<()> {
                         id,
                         repo: "firmware".into(),
                         branch: format!("feature/{}", i % 50),
+                        commit_sha: None,
                         target: "bench".into(),
                         owner: crate::farm::ADMIN.into(),
                         priority: 0,

@@ -1,96 +1,14 @@
-//! The JSON types of the REST API (DESIGN section 6), shared by the app, the
-//! CLI and the tests so that all three agree on one definition.
-//!
-//! Times are RFC 3339 in UTC. Conversions from database rows live here too,
-//! so a handler only calls `Queue::from(&detail)`.
-//!
-//! Every type derives `ToSchema` for the app's OpenAPI document. A response
-//! field that is always sent but may be `null` is marked `required`; one
-//! that is left out when unknown (`skip_serializing_if`) is optional and
-//! never `null`.
-
-use std::fmt;
+//! The JSON types of the REST API, re-exported from `testarena-wire` (which
+//! the CLI uses without the database and git), and their conversions from
+//! database rows, so a handler only calls `Queue::from(&detail)`.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::ToSchema;
+pub use testarena_wire::api::*;
 
 use crate::models::{QueueDetail, QueueRow, TaskRow, TestCaseRow, TokenRow, UserRow, WorkerRow};
-use crate::status::Status;
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
-}
-
-/// A queue with its tasks and their tests.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Queue {
-    pub id: String,
-    pub status: Status,
-    /// Why it ended as it did, in words; `null` until then.
-    #[schema(required)]
-    pub status_reason: Option<String>,
-    pub repo: String,
-    pub branch: String,
-    /// The commit the branch resolved to; `null` until a worker checks it out.
-    #[schema(required)]
-    pub commit: Option<String>,
-    pub target: String,
-    pub owner: String,
-    pub priority: i32,
-    /// `null`: the worker's `queue_timeout_s`.
-    #[schema(required)]
-    pub timeout_s: Option<i32>,
-    pub created_at: DateTime<Utc>,
-    #[schema(required)]
-    pub started_at: Option<DateTime<Utc>>,
-    #[schema(required)]
-    pub finished_at: Option<DateTime<Utc>>,
-    /// A waiting queue's place in line, 1 = next.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, minimum = 1)]
-    pub position: Option<i64>,
-    /// The worker that runs or ran it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub worker: Option<String>,
-    pub tasks: Vec<Task>,
-}
-
-/// A task: one scenario of a queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Task {
-    pub id: String,
-    pub queue_id: String,
-    pub scenario: String,
-    pub status: Status,
-    #[schema(required)]
-    pub status_reason: Option<String>,
-    /// Passed results.
-    pub passed: i32,
-    /// Failed and error results.
-    pub failed: i32,
-    /// Skipped results.
-    pub skipped: i32,
-    #[schema(required)]
-    pub started_at: Option<DateTime<Utc>>,
-    #[schema(required)]
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Empty in queue lists; filled in a single queue or task.
-    pub tests: Vec<TestResult>,
-}
-
-/// One test result: a scenario's `<test>`, or a Unity case `<test>/<NAME>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct TestResult {
-    pub name: String,
-    pub status: Status,
-    #[schema(required)]
-    pub duration_ms: Option<i32>,
-    /// The failure class, e.g. `timeout after 30 s`.
-    #[schema(required)]
-    pub message: Option<String>,
 }
 
 impl From<&TestCaseRow> for TestResult {
@@ -104,225 +22,62 @@ impl From<&TestCaseRow> for TestResult {
     }
 }
 
-impl Task {
-    pub fn from_rows(task: &TaskRow, cases: &[TestCaseRow]) -> Self {
-        Self {
-            id: task.id.clone(),
-            queue_id: task.queue_id.clone(),
-            scenario: task.scenario.clone(),
-            status: task.status(),
-            status_reason: task.status_reason.clone(),
-            passed: task.passed,
-            failed: task.failed,
-            skipped: task.skipped,
-            started_at: task.started_at.map(utc),
-            finished_at: task.finished_at.map(utc),
-            tests: cases.iter().map(TestResult::from).collect(),
-        }
+/// A task with its test cases.
+pub fn task(task: &TaskRow, cases: &[TestCaseRow]) -> Task {
+    Task {
+        id: task.id.clone(),
+        queue_id: task.queue_id.clone(),
+        scenario: task.scenario.clone(),
+        status: task.status(),
+        status_reason: task.status_reason.clone(),
+        passed: task.passed,
+        failed: task.failed,
+        skipped: task.skipped,
+        started_at: task.started_at.map(utc),
+        finished_at: task.finished_at.map(utc),
+        tests: cases.iter().map(TestResult::from).collect(),
     }
 }
 
-impl Queue {
-    /// A queue without tasks (add them with [`Queue::with_tasks`]).
-    pub fn from_row(q: &QueueRow) -> Self {
-        Self {
-            id: q.id.clone(),
-            status: q.status(),
-            status_reason: q.status_reason.clone(),
-            repo: q.repo.clone(),
-            branch: q.branch.clone(),
-            commit: q.commit_sha.clone(),
-            target: q.target.clone(),
-            owner: q.owner.clone(),
-            priority: q.priority,
-            timeout_s: q.timeout_s,
-            created_at: utc(q.created_at),
-            started_at: q.started_at.map(utc),
-            finished_at: q.finished_at.map(utc),
-            position: None,
-            worker: q.worker_id.clone(),
-            tasks: Vec::new(),
-        }
-    }
-
-    pub fn with_tasks<'a>(
-        mut self,
-        tasks: impl IntoIterator<Item = (&'a TaskRow, &'a [TestCaseRow])>,
-    ) -> Self {
-        self.tasks = tasks
-            .into_iter()
-            .map(|(t, cases)| Task::from_rows(t, cases))
-            .collect();
-        self
-    }
-
-    /// Whether the queue has ended.
-    pub fn is_final(&self) -> bool {
-        self.status.is_final()
+/// A queue with the given tasks.
+pub fn queue<'a>(
+    q: &QueueRow,
+    tasks: impl IntoIterator<Item = (&'a TaskRow, &'a [TestCaseRow])>,
+) -> Queue {
+    Queue {
+        id: q.id.clone(),
+        status: q.status(),
+        status_reason: q.status_reason.clone(),
+        repo: q.repo.clone(),
+        branch: q.branch.clone(),
+        commit: q.commit_sha.clone(),
+        target: q.target.clone(),
+        owner: q.owner.clone(),
+        priority: q.priority,
+        timeout_s: q.timeout_s,
+        created_at: utc(q.created_at),
+        started_at: q.started_at.map(utc),
+        finished_at: q.finished_at.map(utc),
+        position: None,
+        worker: q.worker_id.clone(),
+        tasks: tasks.into_iter().map(|(t, cases)| task(t, cases)).collect(),
     }
 }
 
 impl From<&QueueDetail> for Queue {
     fn from(d: &QueueDetail) -> Self {
-        Queue::from_row(&d.queue).with_tasks(d.tasks.iter().map(|(t, c)| (t, c.as_slice())))
+        queue(&d.queue, d.tasks.iter().map(|(t, c)| (t, c.as_slice())))
     }
 }
 
-/// `POST /api/v1/queues`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateQueue {
-    pub branch: String,
-    /// Scenario paths; task ids are made up. Either this or `tasks`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_items = 1, max_items = 100)]
-    pub scenarios: Option<Vec<String>>,
-    /// `{task_id: scenario path}`, in the given order. Either this or `scenarios`.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "ordered_map",
-        serialize_with = "serialize_ordered_map"
-    )]
-    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
-    pub tasks: Option<Vec<(String, String)>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repo: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// Default: `YYYYMMDD-HHMMSS-xxxx`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    pub id: Option<String>,
-    /// Higher runs first; default 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = -1000, maximum = 1000)]
-    pub priority: Option<i32>,
-    /// Seconds from start; default: the worker's `queue_timeout_s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 604800)]
-    pub timeout_s: Option<i32>,
-}
-
-/// Reads a JSON object into ordered pairs, refusing duplicate keys.
-fn ordered_map<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<(String, String)>>, D::Error> {
-    struct Pairs;
-    impl<'de> Visitor<'de> for Pairs {
-        type Value = Option<Vec<(String, String)>>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an object of task id to scenario path")
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut pairs: Vec<(String, String)> = Vec::new();
-            while let Some((k, v)) = map.next_entry::<String, String>()? {
-                if pairs.iter().any(|(key, _)| *key == k) {
-                    return Err(serde::de::Error::custom(format!("duplicate task id {k:?}")));
-                }
-                pairs.push((k, v));
-            }
-            Ok(Some(pairs))
-        }
+/// A worker as health shows it, with the queues it runs now.
+pub fn worker_info(w: &WorkerRow, running: Vec<String>) -> WorkerInfo {
+    WorkerInfo {
+        id: w.id.clone(),
+        slots: w.slots,
+        last_seen: utc(w.last_seen),
+        running,
     }
-    d.deserialize_any(Pairs)
-}
-
-fn serialize_ordered_map<S: serde::Serializer>(
-    pairs: &Option<Vec<(String, String)>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let pairs = pairs.as_deref().unwrap_or_default();
-    let mut map = s.serialize_map(Some(pairs.len()))?;
-    for (k, v) in pairs {
-        map.serialize_entry(k, v)?;
-    }
-    map.end()
-}
-
-/// A page of `GET /api/v1/queues`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `before=` for the next page; `null` on the last one.
-    #[schema(required)]
-    pub next: Option<String>,
-}
-
-/// One entry of `GET /api/v1/queues/{id}/logs`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct LogFile {
-    /// Relative to the queue's folder, e.g. `tasks/t1/unit.log`.
-    pub path: String,
-    pub size: u64,
-    pub modified_at: DateTime<Utc>,
-}
-
-/// The data of an SSE `log` event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct LogChunk {
-    pub path: String,
-    pub offset: u64,
-    pub text: String,
-}
-
-/// `GET /api/v1/health`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    /// `ok`, or `degraded` when the database cannot be reached.
-    pub status: String,
-    /// `ok` or the error.
-    pub database: String,
-    pub workers: Vec<WorkerInfo>,
-    pub version: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct WorkerInfo {
-    pub id: String,
-    pub slots: i32,
-    pub last_seen: DateTime<Utc>,
-    /// Ids of the queues it runs now.
-    pub running: Vec<String>,
-}
-
-impl WorkerInfo {
-    pub fn from_row(w: &WorkerRow, running: Vec<String>) -> Self {
-        Self {
-            id: w.id.clone(),
-            slots: w.slots,
-            last_seen: utc(w.last_seen),
-            running,
-        }
-    }
-}
-
-/// `POST /api/v1/session`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Login {
-    pub username: String,
-    pub password: String,
-}
-
-impl fmt::Debug for Login {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Login")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A user as the API shows one (never the hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct User {
-    pub id: i32,
-    pub username: String,
-    pub is_admin: bool,
-    pub disabled: bool,
-    pub created_at: DateTime<Utc>,
 }
 
 impl From<&UserRow> for User {
@@ -337,62 +92,6 @@ impl From<&UserRow> for User {
     }
 }
 
-/// `POST /api/v1/users`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    pub username: String,
-    /// 8 to 1024 bytes, no NUL.
-    pub password: String,
-    #[serde(default)]
-    pub is_admin: bool,
-}
-
-/// `PATCH /api/v1/users/{id}`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUser {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub is_admin: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disabled: Option<bool>,
-}
-
-impl fmt::Debug for CreateUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreateUser")
-            .field("username", &self.username)
-            .field("is_admin", &self.is_admin)
-            .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for UpdateUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpdateUser")
-            .field("password", &self.password.as_ref().map(|_| "<set>"))
-            .field("is_admin", &self.is_admin)
-            .field("disabled", &self.disabled)
-            .finish()
-    }
-}
-
-/// An API token as listed (never the secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Token {
-    pub id: i32,
-    pub user_id: i32,
-    pub name: String,
-    /// The secret's first characters, to recognise it.
-    pub prefix: String,
-    pub created_at: DateTime<Utc>,
-    #[schema(required)]
-    pub last_used_at: Option<DateTime<Utc>>,
-}
-
 impl From<&TokenRow> for Token {
     fn from(t: &TokenRow) -> Self {
         Self {
@@ -403,129 +102,5 @@ impl From<&TokenRow> for Token {
             created_at: utc(t.created_at),
             last_used_at: t.last_used_at.map(utc),
         }
-    }
-}
-
-/// `POST /api/v1/tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    /// 1 to 100 printable characters (after trimming).
-    pub name: String,
-}
-
-/// The answer to `POST /api/v1/tokens`: the only time the secret is shown.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    pub token: Token,
-    pub secret: String,
-}
-
-impl fmt::Debug for CreatedToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreatedToken")
-            .field("token", &self.token)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The machine-readable code of an error body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadRequest,
-    ValidationFailed,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Conflict,
-    PayloadTooLarge,
-    RateLimited,
-    Unavailable,
-    Internal,
-}
-
-/// `{"error": {"code", "message", "field"?}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    pub code: ErrorCode,
-    pub message: String,
-    /// The request field at fault, e.g. `branch` or `scenarios[1]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub field: Option<String>,
-}
-
-impl ErrorBody {
-    pub fn new(code: ErrorCode, message: impl Into<String>, field: Option<String>) -> Self {
-        Self {
-            error: ErrorDetail {
-                code,
-                message: message.into(),
-                field,
-            },
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_queue_keeps_task_order_and_refuses_duplicates() {
-        let body = r#"{"branch":"main","tasks":{"z":"a.xml","a":"b.xml","m":"c.xml"}}"#;
-        let q: CreateQueue = serde_json::from_str(body).unwrap();
-        let ids: Vec<_> = q
-            .tasks
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect();
-        assert_eq!(ids, ["z", "a", "m"]);
-        let round = serde_json::to_string(&q).unwrap();
-        assert_eq!(round, body);
-
-        let dup = r#"{"branch":"main","tasks":{"a":"x.xml","a":"y.xml"}}"#;
-        let err = serde_json::from_str::<CreateQueue>(dup).unwrap_err();
-        assert!(err.to_string().contains("duplicate task id"), "{err}");
-
-        let unknown = r#"{"branch":"main","scenarios":[],"bogus":1}"#;
-        assert!(serde_json::from_str::<CreateQueue>(unknown).is_err());
-    }
-
-    #[test]
-    fn error_body_shape() {
-        let body = ErrorBody::new(ErrorCode::ValidationFailed, "bad", Some("branch".into()));
-        assert_eq!(
-            serde_json::to_value(&body).unwrap(),
-            serde_json::json!({"error": {"code": "validation_failed", "message": "bad", "field": "branch"}})
-        );
-        let body = ErrorBody::new(ErrorCode::NotFound, "no", None);
-        assert_eq!(
-            serde_json::to_value(&body).unwrap(),
-            serde_json::json!({"error": {"code": "not_found", "message": "no"}})
-        );
-    }
-
-    #[test]
-    fn secrets_stay_out_of_debug() {
-        let login = Login {
-            username: "ann".into(),
-            password: "hunter22".into(),
-        };
-        assert!(!format!("{login:?}").contains("hunter22"));
-        let update = UpdateUser {
-            password: Some("hunter22".into()),
-            ..Default::default()
-        };
-        assert!(!format!("{update:?}").contains("hunter22"));
     }
 }

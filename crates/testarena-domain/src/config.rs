@@ -14,8 +14,6 @@ use serde::{Deserialize, Serialize};
 pub const CONFIG_ENV: &str = "TESTARENA_CONFIG";
 /// The config file used when neither `--config` nor `$TESTARENA_CONFIG` is set.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/testarena/config.toml";
-/// Where an installed dashboard lives (see `scripts/install.sh`).
-pub const DEFAULT_STATIC_DIR: &str = "/usr/share/testarena/static";
 /// The name of the built-in target.
 pub const ESP32: &str = "esp32";
 
@@ -67,8 +65,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Failed logins allowed per client address per minute, then 429.
     pub login_attempts_per_minute: u32,
-    /// The dashboard's files (the repository's `static/`).
-    pub static_dir: PathBuf,
+    /// Serve the dashboard from this folder (the repository's `static/`)
+    /// instead of the copy built into the binary: for working on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_dir: Option<PathBuf>,
 }
 
 /// `[worker]`: the worker daemon.
@@ -144,7 +144,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".to_owned(),
             max_body_bytes: 1024 * 1024,
             login_attempts_per_minute: 10,
-            static_dir: PathBuf::from(DEFAULT_STATIC_DIR),
+            static_dir: None,
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct NewQueue {
     pub id: String,
     pub repo: String,
     pub branch: String,
+    /// The commit the branch resolved to at submission; the worker checks
+    /// out exactly this one. `None` only for rows made without the app.
+    pub commit_sha: Option<String>,
     pub target: String,
     pub owner: String,
     pub priority: i32,
@@ -145,7 +148,7 @@ pub struct QueueDetail {
     pub tasks: Vec<(TaskRow, Vec<TestCaseRow>)>,
 }
 
-fn parse_status(text: &str) -> Status {
+pub(crate) fn parse_status(text: &str) -> Status {
     // The CHECK constraints keep unknown names out of the tables.
     text.parse().unwrap_or(Status::Error)
 }

@@ -53,15 +53,20 @@ impl Home {
         self.task_dir(queue_id, task_id).join(format!("{test}.log"))
     }
 
-    /// `queues/<queue_id>/tasks/<task_id>/<test>.html`.
-    pub fn test_html(&self, queue_id: &str, task_id: &str, test: &str) -> PathBuf {
-        self.task_dir(queue_id, task_id)
-            .join(format!("{test}.html"))
+    /// `work/<worker_id>/`: the checkouts of one worker's slots.
+    pub fn worker_work_dir(&self, worker_id: &str) -> PathBuf {
+        self.root.join("work").join(worker_id)
     }
 
-    /// `work/<queue_id>/`: the checkout and build, removed when the queue ends.
-    pub fn workspace(&self, queue_id: &str) -> PathBuf {
-        self.root.join("work").join(queue_id)
+    /// `work/<worker_id>/<slot>/<repo>/`: the checkout of repository `repo`
+    /// that slot `slot` (0-based) of worker `worker_id` keeps and moves from
+    /// queue to queue: the `{workspace}` of its queues. Worker ids and
+    /// repository names are checked path components, so two workers on one
+    /// home, or two slots of one worker, never share a tree.
+    pub fn workspace(&self, worker_id: &str, slot: usize, repo: &str) -> PathBuf {
+        self.worker_work_dir(worker_id)
+            .join(slot.to_string())
+            .join(repo)
     }
 
     /// `cache/git/`: bare mirrors, one per repository.
@@ -75,9 +80,72 @@ impl Home {
     }
 }
 
+/// Why [`confined_file`] refused a path.
+#[derive(Debug, thiserror::Error)]
+pub enum Confinement {
+    #[error("not found")]
+    NotFound,
+    #[error("leads out of its folder")]
+    Outside,
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+/// Resolves `rel` inside `root` as a regular file, following symbolic links
+/// only while they stay inside `root`: the one confinement check for files
+/// named by users or repositories (log paths, scenario files in a checkout).
+pub fn confined_file(root: &Path, rel: &str) -> Result<(PathBuf, std::fs::Metadata), Confinement> {
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => Confinement::NotFound,
+        _ => Confinement::Io(e),
+    };
+    let root = root.canonicalize().map_err(io)?;
+    let real = root.join(rel).canonicalize().map_err(io)?;
+    if !real.starts_with(&root) {
+        return Err(Confinement::Outside);
+    }
+    let meta = std::fs::metadata(&real).map_err(io)?;
+    if !meta.is_file() {
+        return Err(Confinement::NotAFile);
+    }
+    Ok((real, meta))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_are_confined_to_their_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/a.log"), "a").unwrap();
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("out")).unwrap();
+        std::os::unix::fs::symlink("sub/a.log", root.join("in")).unwrap();
+        let (path, meta) = confined_file(&root, "sub/a.log").unwrap();
+        assert!(path.ends_with("sub/a.log") && meta.len() == 1);
+        assert!(confined_file(&root, "in").is_ok());
+        assert!(matches!(
+            confined_file(&root, "out"),
+            Err(Confinement::Outside)
+        ));
+        assert!(matches!(
+            confined_file(&root, "../secret"),
+            Err(Confinement::Outside)
+        ));
+        assert!(matches!(
+            confined_file(&root, "sub"),
+            Err(Confinement::NotAFile)
+        ));
+        assert!(matches!(
+            confined_file(&root, "nope"),
+            Err(Confinement::NotFound)
+        ));
+    }
 
     #[test]
     fn layout_matches_the_design() {
@@ -99,10 +167,9 @@ mod tests {
             Path::new("/testarena/queues/q1/tasks/t1/unit.log")
         );
         assert_eq!(
-            home.test_html("q1", "t1", "unit"),
-            Path::new("/testarena/queues/q1/tasks/t1/unit.html")
+            home.workspace("host-1", 1, "firmware"),
+            Path::new("/testarena/work/host-1/1/firmware")
         );
-        assert_eq!(home.workspace("q1"), Path::new("/testarena/work/q1"));
         assert_eq!(home.git_cache(), Path::new("/testarena/cache/git"));
     }
 }

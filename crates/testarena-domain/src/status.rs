@@ -3,40 +3,7 @@
 //! Every status change of a queue or a task is checked by [`transition`]
 //! before the store writes it; nothing leaves a final state.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-/// The status of a queue, a task or a test case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Waiting,
-    Running,
-    Passed,
-    Failed,
-    Error,
-    Aborted,
-    /// Tasks only: not reached.
-    Skipped,
-}
-
-/// What a status belongs to: tasks have one status more than queues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Queue,
-    Task,
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::Queue => "queue",
-            Kind::Task => "task",
-        })
-    }
-}
+pub use testarena_wire::status::{Kind, Status, UnknownStatus};
 
 /// A move the status machine refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -45,63 +12,6 @@ pub struct IllegalTransition {
     pub kind: Kind,
     pub from: Status,
     pub to: Status,
-}
-
-/// An unknown status name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown status {0:?}")]
-pub struct UnknownStatus(pub String);
-
-impl Status {
-    pub const ALL: [Status; 7] = [
-        Status::Waiting,
-        Status::Running,
-        Status::Passed,
-        Status::Failed,
-        Status::Error,
-        Status::Aborted,
-        Status::Skipped,
-    ];
-
-    /// The lowercase name used in the database and in JSON.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Status::Waiting => "waiting",
-            Status::Running => "running",
-            Status::Passed => "passed",
-            Status::Failed => "failed",
-            Status::Error => "error",
-            Status::Aborted => "aborted",
-            Status::Skipped => "skipped",
-        }
-    }
-
-    /// A final status never changes again.
-    pub const fn is_final(self) -> bool {
-        !matches!(self, Status::Waiting | Status::Running)
-    }
-
-    /// Whether `kind` can be in this status at all.
-    pub const fn applies_to(self, kind: Kind) -> bool {
-        !matches!((self, kind), (Status::Skipped, Kind::Queue))
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Status {
-    type Err = UnknownStatus;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Status::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownStatus(s.to_owned()))
-    }
 }
 
 /// Checks one status change. The legal moves are:
@@ -179,20 +89,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn names_round_trip() {
-        for status in Status::ALL {
-            assert_eq!(status.as_str().parse::<Status>(), Ok(status));
-            assert_eq!(
-                serde_json::to_string(&status).ok(),
-                Some(format!("\"{status}\""))
-            );
-        }
-        assert_eq!(
-            "Running".parse::<Status>(),
-            Err(UnknownStatus("Running".into()))
-        );
     }
 }

@@ -14,6 +14,12 @@ use testarena_domain::models::{NewQueue, NewTask, NewTestCase};
 use testarena_domain::status::Status;
 use testarena_domain::store::{self, AbortOutcome, QueueFilter, StoreError};
 
+/// An admin may change any queue.
+const ADMIN: store::Actor<'static> = store::Actor {
+    name: "admin",
+    admin: true,
+};
+
 struct TestDb {
     _dir: tempfile::TempDir,
     path: std::path::PathBuf,
@@ -36,6 +42,7 @@ fn new_queue(id: &str) -> NewQueue {
         id: id.to_owned(),
         repo: "firmware".into(),
         branch: "main".into(),
+        commit_sha: None,
         target: "lx106".into(),
         owner: "ann".into(),
         priority: 0,
@@ -160,11 +167,12 @@ fn lists_filter_by_status_owner_and_branch() {
         let q = NewQueue {
             owner: owner.into(),
             branch: branch.into(),
+            commit_sha: None,
             ..new_queue(id)
         };
         store::create_queue(&mut conn, &q, &[]).unwrap();
     }
-    store::request_abort(&mut conn, "b", "aborted by bob").unwrap();
+    store::request_abort(&mut conn, "b", "aborted by bob", ADMIN).unwrap();
     let ids = |f: QueueFilter| -> Vec<String> {
         let mut conn = db.pool.get().unwrap();
         let f = QueueFilter { limit: 50, ..f };
@@ -335,22 +343,24 @@ fn aborting_a_waiting_queue_is_immediate() {
     let db = test_db();
     add(&db, "q1", 2);
     let mut conn = db.pool.get().unwrap();
-    let AbortOutcome::Aborted(row) =
-        store::request_abort(&mut conn, "q1", "aborted by ann").unwrap()
+    let AbortOutcome::Aborted(aborted) =
+        store::request_abort(&mut conn, "q1", "aborted by ann", ADMIN).unwrap()
     else {
         panic!("expected an immediate abort");
     };
+    let row = &aborted.queue;
     assert_eq!(row.status(), Status::Aborted);
     assert_eq!(row.status_reason.as_deref(), Some("aborted by ann"));
     assert!(row.finished_at.is_some());
     let detail = store::queue_detail(&mut conn, "q1").unwrap().unwrap();
+    assert_eq!(detail, aborted, "the answer is the queue as stored");
     for (task, _) in &detail.tasks {
         assert_eq!(task.status(), Status::Skipped);
         assert_eq!(task.status_reason.as_deref(), Some("not reached"));
     }
     // Final now: a second abort is refused, and nothing leaves aborted.
     assert!(matches!(
-        store::request_abort(&mut conn, "q1", "again").unwrap(),
+        store::request_abort(&mut conn, "q1", "again", ADMIN).unwrap(),
         AbortOutcome::AlreadyFinal(_)
     ));
     assert!(store::claim_next(&mut conn, "w").unwrap().is_none());
@@ -365,13 +375,14 @@ fn aborting_a_running_queue_is_a_request_the_worker_polls() {
     let mut conn = db.pool.get().unwrap();
     store::claim_next(&mut conn, "w1").unwrap().unwrap();
     assert_eq!(store::abort_reason(&mut conn, "q1").unwrap(), None);
-    let AbortOutcome::Requested(row) =
-        store::request_abort(&mut conn, "q1", "aborted by ann").unwrap()
+    let AbortOutcome::Requested(detail) =
+        store::request_abort(&mut conn, "q1", "aborted by ann", ADMIN).unwrap()
     else {
         panic!("expected a request");
     };
-    assert_eq!(row.status(), Status::Running);
-    store::request_abort(&mut conn, "q1", "aborted by admin").unwrap();
+    assert_eq!(detail.queue.status(), Status::Running);
+    assert_eq!(detail.tasks.len(), 2);
+    store::request_abort(&mut conn, "q1", "aborted by admin", ADMIN).unwrap();
     assert_eq!(
         store::abort_reason(&mut conn, "q1").unwrap().as_deref(),
         Some("aborted by ann")
@@ -468,13 +479,13 @@ fn delete_refuses_running_queues_and_cascades() {
         message: None,
     };
     store::record_test_case(&mut conn, "q1.1", &case).unwrap();
-    let err = store::delete_queue(&mut conn, "q1").unwrap_err();
+    let err = store::delete_queue(&mut conn, "q1", ADMIN).unwrap_err();
     assert!(
         matches!(&err, StoreError::Conflict(m) if m.contains("abort it first")),
         "{err}"
     );
     store::finish_queue(&mut conn, "q1", Status::Passed, "").unwrap();
-    let deleted = store::delete_queue(&mut conn, "q1").unwrap();
+    let deleted = store::delete_queue(&mut conn, "q1", ADMIN).unwrap();
     assert_eq!(deleted.id, "q1");
     assert!(store::get_task(&mut conn, "q1.1").unwrap().is_none());
     #[derive(diesel::QueryableByName)]
@@ -489,7 +500,7 @@ fn delete_refuses_running_queues_and_cascades() {
     .get_result(&mut *conn)
     .unwrap();
     assert_eq!(n.n, 0, "tasks and test cases went with the queue");
-    let err = store::delete_queue(&mut conn, "q1").unwrap_err();
+    let err = store::delete_queue(&mut conn, "q1", ADMIN).unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
 }
 
@@ -620,4 +631,87 @@ fn users_and_tokens() {
     store::delete_user(&mut conn, bob.id).unwrap();
     assert!(store::token_user(&mut conn, "hash-2").unwrap().is_none());
     assert!(store::user_by_id(&mut conn, bob.id).unwrap().is_none());
+}
+
+#[test]
+fn only_the_owner_or_an_admin_changes_a_queue() {
+    let db = test_db();
+    add(&db, "q1", 1);
+    let mut conn = db.pool.get().unwrap();
+    let bob = store::Actor {
+        name: "bob",
+        admin: false,
+    };
+    let err = store::request_abort(&mut conn, "q1", "aborted by bob", bob).unwrap_err();
+    assert!(matches!(err, StoreError::Forbidden(_)), "{err}");
+    let err = store::delete_queue(&mut conn, "q1", bob).unwrap_err();
+    assert!(matches!(err, StoreError::Forbidden(_)), "{err}");
+    let stored = store::get_queue(&mut conn, "q1").unwrap().unwrap();
+    assert_eq!(stored.status(), Status::Waiting, "nothing was written");
+    let owner = store::Actor {
+        name: &stored.owner,
+        admin: false,
+    };
+    assert!(matches!(
+        store::request_abort(&mut conn, "q1", "aborted by its owner", owner).unwrap(),
+        AbortOutcome::Aborted(_)
+    ));
+    store::delete_queue(&mut conn, "q1", owner).unwrap();
+}
+
+/// Two admins demote each other at the same moment: the check and the
+/// write are one transaction, so one of them stays an admin.
+#[test]
+fn concurrent_demotions_keep_one_admin() {
+    for round in 0..20 {
+        let db = test_db();
+        let mut conn = db.pool.get().unwrap();
+        let a = store::create_user(&mut conn, &format!("a{round}"), "h", true).unwrap();
+        let b = store::create_user(&mut conn, &format!("b{round}"), "h", true).unwrap();
+        drop(conn);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let results: Vec<_> = [(a.id, true), (b.id, false)]
+            .into_iter()
+            .map(|(id, delete)| {
+                let (pool, barrier) = (db.pool.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut conn = pool.get().unwrap();
+                    barrier.wait();
+                    if delete {
+                        store::delete_user(&mut conn, id).map(drop)
+                    } else {
+                        let demote = store::UserChanges {
+                            is_admin: Some(false),
+                            ..Default::default()
+                        };
+                        store::update_user(&mut conn, id, &demote).map(drop)
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let refused = results
+            .iter()
+            .filter(
+                |r| matches!(r, Err(StoreError::Conflict(m)) if m.contains("last enabled admin")),
+            )
+            .count();
+        assert_eq!(refused, 1, "round {round}: {results:?}");
+        let mut conn = db.pool.get().unwrap();
+        assert_eq!(store::count_active_admins(&mut conn).unwrap(), 1);
+        // The one left can be neither disabled nor deleted.
+        for user in store::list_users(&mut conn).unwrap() {
+            if user.is_admin {
+                let off = store::UserChanges {
+                    disabled: Some(true),
+                    ..Default::default()
+                };
+                let err = store::update_user(&mut conn, user.id, &off).unwrap_err();
+                assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+                store::delete_user(&mut conn, user.id).unwrap_err();
+            }
+        }
+    }
 }

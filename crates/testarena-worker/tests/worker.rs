@@ -20,6 +20,11 @@ use tokio::sync::watch;
 use support::*;
 
 const LONG: Duration = Duration::from_secs(60);
+/// Who aborts in these tests: an admin may stop any queue.
+const ADMIN: store::Actor<'static> = store::Actor {
+    name: "admin",
+    admin: true,
+};
 
 fn case_names(
     detail: &testarena_domain::models::QueueDetail,
@@ -156,7 +161,7 @@ async fn an_abort_stops_every_process_within_the_grace_period() {
     let pgid = farm.queue(&id).pgid.expect("the process group is recorded");
     assert!(!group_members(pgid).is_empty());
     let mut conn = farm.pool.get().unwrap();
-    let outcome = store::request_abort(&mut conn, &id, "stopped by tester").unwrap();
+    let outcome = store::request_abort(&mut conn, &id, "stopped by tester", ADMIN).unwrap();
     assert!(matches!(outcome, AbortOutcome::Requested(_)));
     let asked = Instant::now();
     let (status, reason) = tokio::time::timeout(LONG, run).await.unwrap().unwrap();

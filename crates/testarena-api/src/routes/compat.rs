@@ -1,5 +1,7 @@
 //! The older systems' paths, as thin aliases of the v1 handlers: same
-//! bodies, same answers.
+//! bodies, same answers. The aliases of queue routes are registered by
+//! `routes::queues` beside the routes they alias; this module adds the one
+//! that answers for a queue or a task.
 //!
 //! | old | v1 |
 //! |---|---|
@@ -13,17 +15,12 @@ use actix_web::{HttpResponse, web};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::openapi::{Authed, IdParam, NotFoundError, QueueOrTask};
-use crate::routes::queues;
+use crate::queues;
+use crate::schemas::{Authed, IdParam, NotFoundError, QueueOrTask};
 use crate::state::AppState;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/queue").route(web::post().to(queues::create)))
-        .service(web::resource("/api/submit_job").route(web::post().to(queues::create)))
-        .service(web::resource("/api/status/{id}").route(web::get().to(status)))
-        .service(web::resource("/api/job/{id}").route(web::get().to(queues::get)))
-        .service(web::resource("/api/abort/{id}").route(web::post().to(queues::abort)))
-        .service(web::resource("/api/delete/{id}").route(web::delete().to(queues::delete)));
+    cfg.service(web::resource("/api/status/{id}").route(web::get().to(status)));
 }
 
 /// A queue id answers with the queue; otherwise a task id with the task.
@@ -45,7 +42,7 @@ async fn status(
     _user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    match queues::load_queue(&state, &id).await {
+    match queues::load(&state, &id).await {
         Ok(queue) => Ok(HttpResponse::Ok().json(queue)),
         Err(ApiError::NotFound(_)) => {
             Ok(HttpResponse::Ok().json(queues::load_task(&state, &id).await?))

@@ -1,15 +1,13 @@
 //! `GET /api/v1/health` (no auth) and `GET /metrics` (Prometheus text).
 
-use std::fmt::Write as _;
-
 use actix_web::{HttpResponse, web};
-use testarena_domain::api::{Health, WorkerInfo};
+use testarena_domain::api::{self, Health};
 use testarena_domain::store;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::metrics::label;
-use crate::openapi::Authed;
+use crate::metrics;
+use crate::schemas::Authed;
 use crate::state::AppState;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -40,7 +38,7 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
             database: "ok".into(),
             workers: workers
                 .into_iter()
-                .map(|(w, running)| WorkerInfo::from_row(&w, running))
+                .map(|(w, running)| api::worker_info(&w, running))
                 .collect(),
             version,
         }),
@@ -80,67 +78,13 @@ async fn metrics(state: web::Data<AppState>, _user: AuthUser) -> Result<HttpResp
             ))
         })
         .await?;
-    let mut out = String::new();
-    out.push_str(
-        "# HELP testarena_queues Queues stored, by status.\n# TYPE testarena_queues gauge\n",
-    );
-    for status in testarena_domain::status::Status::ALL {
-        if status.applies_to(testarena_domain::status::Kind::Queue) {
-            let n = counts
-                .iter()
-                .find(|(s, _)| *s == status)
-                .map_or(0, |(_, n)| *n);
-            let _ = writeln!(out, "testarena_queues{{status=\"{status}\"}} {n}");
-        }
-    }
-    out.push_str(
-        "# HELP testarena_queue_duration_seconds Run time of finished queues, by status.\n",
-    );
-    out.push_str("# TYPE testarena_queue_duration_seconds summary\n");
-    for d in durations.iter().filter(|d| d.kind == "queue") {
-        let _ = writeln!(
-            out,
-            "testarena_queue_duration_seconds_sum{{status=\"{}\"}} {:.3}",
-            d.status, d.sum_s
-        );
-        let _ = writeln!(
-            out,
-            "testarena_queue_duration_seconds_count{{status=\"{}\"}} {}",
-            d.status, d.count
-        );
-    }
-    out.push_str("# HELP testarena_test_duration_seconds Run time of recorded tests, by status.\n");
-    out.push_str("# TYPE testarena_test_duration_seconds summary\n");
-    for d in durations.iter().filter(|d| d.kind == "test") {
-        let _ = writeln!(
-            out,
-            "testarena_test_duration_seconds_sum{{status=\"{}\"}} {:.3}",
-            d.status, d.sum_s
-        );
-        let _ = writeln!(
-            out,
-            "testarena_test_duration_seconds_count{{status=\"{}\"}} {}",
-            d.status, d.count
-        );
-    }
-    out.push_str("# HELP testarena_worker_heartbeat_age_seconds Seconds since each worker's last heartbeat.\n");
-    out.push_str("# TYPE testarena_worker_heartbeat_age_seconds gauge\n");
-    let now = store::now();
-    for (w, running) in &workers {
-        let age = (now - w.last_seen).num_milliseconds() as f64 / 1000.0;
-        let _ = writeln!(
-            out,
-            "testarena_worker_heartbeat_age_seconds{{worker=\"{}\"}} {age:.3}",
-            label(&w.id)
-        );
-        let _ = writeln!(
-            out,
-            "testarena_worker_running{{worker=\"{}\"}} {}",
-            label(&w.id),
-            running.len()
-        );
-    }
-    state.metrics.render(&mut out);
+    let farm = metrics::Farm {
+        counts,
+        workers,
+        durations,
+        now: store::now(),
+    };
+    let out = metrics::render(&farm, &state.metrics);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out))

@@ -5,6 +5,7 @@ pub mod health;
 pub mod logs;
 pub mod queues;
 pub mod session;
+pub mod settings;
 pub mod tokens;
 pub mod users;
 
@@ -14,6 +15,7 @@ use actix_web::web;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::config)
         .configure(session::config)
+        .configure(settings::config)
         .configure(queues::config)
         .configure(logs::config)
         .configure(tokens::config)

@@ -1,25 +1,21 @@
 //! Queues and tasks: create, list, get, abort, delete, rerun, JUnit XML.
-
-use std::time::Instant;
+//! Thin handlers over the queue service (`crate::queues`).
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use testarena_domain::api::{CreateQueue, Page, Queue, Task};
-use testarena_domain::junit;
-use testarena_domain::models::QueueDetail;
-use testarena_domain::status::Status;
-use testarena_domain::store::{self, AbortOutcome, QueueFilter};
+use testarena_domain::status::{Kind, Status};
+use testarena_domain::store::{self, QueueFilter};
 
-use crate::Body;
 use crate::auth::AuthUser;
-use crate::error::ApiError;
-use crate::openapi::{
+use crate::error::{ApiError, Body};
+use crate::queues;
+use crate::schemas::{
     Authed, BadRequestError, ConflictError, ForbiddenError, IdParam, NotFoundError,
     PayloadTooLargeError, ValidationFailedError,
 };
-use crate::state::{AppState, blocking};
-use crate::submit;
+use crate::state::AppState;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -36,33 +32,15 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/v1/queues/{id}/rerun").route(web::post().to(rerun)))
     .service(web::resource("/api/v1/queues/{id}/junit.xml").route(web::get().to(junit_xml)))
     .service(web::resource("/api/v1/tasks/{id}").route(web::get().to(get_task)));
+    // The older systems' paths (see `routes::compat`).
+    cfg.service(web::resource("/api/queue").route(web::post().to(create)))
+        .service(web::resource("/api/submit_job").route(web::post().to(create)))
+        .service(web::resource("/api/job/{id}").route(web::get().to(get)))
+        .service(web::resource("/api/abort/{id}").route(web::post().to(abort)))
+        .service(web::resource("/api/delete/{id}").route(web::delete().to(delete)));
 }
 
 type Data = web::Data<AppState>;
-
-/// Refuses ids that could never exist, before they reach a path or a query.
-pub fn checked_id(id: &str) -> Result<&str, ApiError> {
-    if testarena_domain::validate::is_valid_id(id) {
-        Ok(id)
-    } else {
-        Err(ApiError::NotFound(format!("no queue or task {id:?}")))
-    }
-}
-
-fn no_queue(id: &str) -> ApiError {
-    ApiError::NotFound(format!("no queue {id:?}"))
-}
-
-/// 404 for a missing queue, 403 unless `user` owns it or is an admin: who
-/// may abort or delete it.
-fn check_owner(
-    conn: &mut testarena_domain::db::SqliteConnection,
-    id: &str,
-    user: &AuthUser,
-) -> Result<(), ApiError> {
-    let queue = store::get_queue(conn, id)?.ok_or_else(|| no_queue(id))?;
-    user.may_change(&queue.owner)
-}
 
 /// `POST /api/v1/queues`.
 #[utoipa::path(
@@ -72,8 +50,10 @@ fn check_owner(
     tag = "queues",
     summary = "Submit a queue",
     description = "Checks that the repository and target are configured, that the branch exists \
-        and that every scenario file exists at its tip and parses, then stores the queue, waiting. \
-        Give `scenarios` (task ids `<queue id>.<n>`) or `tasks` (`{task id: path}`, in order).",
+        (and `commit`, when given, is on its history), and that every scenario file exists at \
+        that commit and parses, then stores the queue, waiting, pinned to that commit: the \
+        answer's `commit` is what the worker will run. Give `scenarios` (task ids \
+        `<queue id>.<n>`) or `tasks` (`{task id: path}`, in order).",
     request_body = CreateQueue,
     responses(
         (status = 201, description = "The new queue, waiting", body = Queue,
@@ -82,7 +62,7 @@ fn check_owner(
         (status = 403, description = "Not the owner or an admin, or a cookie without the CSRF header", body = ForbiddenError),
         (status = 409, description = "The queue id, or a task id, is taken", body = ConflictError),
         (status = 413, description = "The body is over the limit", body = PayloadTooLargeError),
-        (status = 422, description = "No such repository, target or branch; a scenario missing or invalid", body = ValidationFailedError),
+        (status = 422, description = "No such repository, target, branch or commit; a scenario missing or invalid", body = ValidationFailedError),
         Authed,
     )
 )]
@@ -91,77 +71,15 @@ pub async fn create(
     user: AuthUser,
     body: Body<CreateQueue>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body?;
-    let queue = submit_queue(&state, &user, &body).await?;
-    Ok(HttpResponse::Created()
+    let queue = queues::submit(&state, &user, &body?.into_inner()).await?;
+    Ok(created(queue))
+}
+
+/// 201 with the new queue and its `Location`.
+pub fn created(queue: Queue) -> HttpResponse {
+    HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/queues/{}", queue.id)))
-        .json(queue))
-}
-
-/// Checks and stores a submission; shared by create, rerun and the
-/// compatibility routes.
-pub async fn submit_queue(
-    state: &Data,
-    user: &AuthUser,
-    req: &CreateQueue,
-) -> Result<Queue, ApiError> {
-    let arrived = Instant::now();
-    let checked = submit::check_fields(&state.config, req, &user.username)?;
-    let config = state.config.clone();
-    let st = state.clone();
-    let checked = blocking(move || {
-        submit::check_repository(&config, &st.fetcher, &checked, arrived)?;
-        Ok(checked)
-    })
-    .await?;
-    // A generated id that is taken is drawn again; a chosen one is a 409.
-    let mut checked = checked;
-    let mut attempts = if req.id.is_none() { ID_ATTEMPTS } else { 1 };
-    let (detail, position) = loop {
-        attempts -= 1;
-        match store_queue(state, checked.clone()).await {
-            Err(ApiError::Conflict(_)) if attempts > 0 => checked = checked.renamed(),
-            result => break result?,
-        }
-    };
-    state.metrics.queue_submitted();
-    tracing::info!(queue.id = %detail.queue.id, owner = %user.username, branch = %detail.queue.branch, "queue created");
-    Ok(queue_json(&detail, position))
-}
-
-/// How often a submission without an `id` draws a new one after a collision.
-const ID_ATTEMPTS: u32 = 5;
-
-/// Stores a checked submission: the queue's folder, then its rows (so a
-/// worker that claims the queue at once finds the folder, and a client may
-/// list its logs right away). Returns the stored queue and its position.
-async fn store_queue(
-    state: &Data,
-    checked: submit::Checked,
-) -> Result<(QueueDetail, Option<i64>), ApiError> {
-    let dir = state.home.queue_dir(&checked.queue.id);
-    let made_dir = !dir.exists();
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::io(dir.display(), &e))?;
-    let stored = state
-        .db(move |conn| {
-            let row = store::create_queue(conn, &checked.queue, &checked.tasks)?;
-            let detail = store::queue_detail(conn, &row.id)?
-                .ok_or_else(|| ApiError::internal("queue vanished after creation"))?;
-            Ok((detail, store::queue_position(conn, &row.id)?))
-        })
-        .await;
-    if stored.is_err() && made_dir {
-        let _ = std::fs::remove_dir(&dir);
-    }
-    stored
-}
-
-fn queue_json(detail: &QueueDetail, position: Option<i64>) -> Queue {
-    let mut queue = Queue::from(detail);
-    if queue.status == Status::Waiting {
-        queue.position = position;
-    }
-    queue
+        .json(queue)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -169,7 +87,7 @@ fn queue_json(detail: &QueueDetail, position: Option<i64>) -> Queue {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only queues in this status; empty for any.
-    #[param(schema_with = crate::openapi::queue_status_filter)]
+    #[param(schema_with = crate::schemas::queue_status_filter)]
     status: Option<String>,
     /// Only this user's queues; empty for anyone's.
     owner: Option<String>,
@@ -212,7 +130,7 @@ pub async fn list(
         .map(|s| {
             s.parse::<Status>()
                 .ok()
-                .filter(|s| s.applies_to(testarena_domain::status::Kind::Queue))
+                .filter(|s| s.applies_to(Kind::Queue))
                 .ok_or_else(|| {
                     ApiError::validation(
                         "status",
@@ -243,60 +161,8 @@ pub async fn list(
         before,
         limit,
     };
-    let page = state
-        .db(move |conn| {
-            // One snapshot: a queue deleted or claimed meanwhile by someone
-            // else is either in the page with its tasks, or not at all.
-            let (page, tasks, waiting_positions) = store::snapshot(conn, |conn| {
-                let page = store::list_queues(conn, &filter)?;
-                let ids: Vec<&str> = page.items.iter().map(|q| q.id.as_str()).collect();
-                let tasks = store::tasks_of(conn, &ids)?;
-                let positions = page
-                    .items
-                    .iter()
-                    .filter(|q| q.status() == Status::Waiting)
-                    .map(|q| Ok((q.id.clone(), store::queue_position(conn, &q.id)?)))
-                    .collect::<store::StoreResult<std::collections::HashMap<_, _>>>()?;
-                Ok((page, tasks, positions))
-            })?;
-            let items = page
-                .items
-                .iter()
-                .map(|row| {
-                    let mut queue = Queue::from_row(row).with_tasks(
-                        tasks
-                            .iter()
-                            .filter(|t| t.queue_id == row.id)
-                            .map(|t| (t, &[][..])),
-                    );
-                    queue.position = waiting_positions.get(&row.id).copied().flatten();
-                    queue
-                })
-                .collect();
-            Ok(Page {
-                items,
-                next: page.next.map(|n| n.to_string()),
-            })
-        })
-        .await?;
+    let page = queues::list(&state, filter).await?;
     Ok(HttpResponse::Ok().json(page))
-}
-
-/// One queue with its tasks and test cases, or 404.
-pub async fn load_queue(state: &Data, id: &str) -> Result<Queue, ApiError> {
-    let id = checked_id(id)?.to_owned();
-    state
-        .db(move |conn| {
-            let read = store::snapshot(conn, |conn| {
-                let Some(detail) = store::queue_detail(conn, &id)? else {
-                    return Ok(None);
-                };
-                Ok(Some((detail, store::queue_position(conn, &id)?)))
-            })?;
-            let (detail, position) = read.ok_or_else(|| no_queue(&id))?;
-            Ok(queue_json(&detail, position))
-        })
-        .await
 }
 
 /// `GET /api/v1/queues/{id}`.
@@ -318,7 +184,7 @@ pub async fn get(
     _user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(load_queue(&state, &id).await?))
+    Ok(HttpResponse::Ok().json(queues::load(&state, &id).await?))
 }
 
 /// `GET /api/v1/tasks/{id}`.
@@ -340,18 +206,7 @@ pub async fn get_task(
     _user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(load_task(&state, &id).await?))
-}
-
-pub async fn load_task(state: &Data, id: &str) -> Result<Task, ApiError> {
-    let id = checked_id(id)?.to_owned();
-    state
-        .db(move |conn| {
-            let (task, cases) = store::get_task(conn, &id)?
-                .ok_or_else(|| ApiError::NotFound(format!("no task {id:?}")))?;
-            Ok(Task::from_rows(&task, &cases))
-        })
-        .await
+    Ok(HttpResponse::Ok().json(queues::load_task(&state, &id).await?))
 }
 
 /// `POST /api/v1/queues/{id}/abort`: immediate for a waiting queue, a
@@ -378,30 +233,8 @@ pub async fn abort(
     user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = abort_queue(&state, &user, &id).await?;
+    let queue = queues::abort(&state, &user, &id).await?;
     Ok(HttpResponse::Accepted().json(queue))
-}
-
-pub async fn abort_queue(state: &Data, user: &AuthUser, id: &str) -> Result<Queue, ApiError> {
-    let id = checked_id(id)?.to_owned();
-    let reason = format!("aborted by {}", user.username);
-    let user = user.clone();
-    state
-        .db(move |conn| {
-            check_owner(conn, &id, &user)?;
-            match store::request_abort(conn, &id, &reason)? {
-                AbortOutcome::AlreadyFinal(q) => Err(ApiError::Conflict(format!(
-                    "queue {id:?} has already ended ({})",
-                    q.status
-                ))),
-                AbortOutcome::Aborted(_) | AbortOutcome::Requested(_) => {
-                    tracing::info!(queue.id = %id, by = %user.username, "abort requested");
-                    let detail = store::queue_detail(conn, &id)?.ok_or_else(|| no_queue(&id))?;
-                    Ok(queue_json(&detail, None))
-                }
-            }
-        })
-        .await
 }
 
 /// `DELETE /api/v1/queues/{id}`: 409 while running.
@@ -426,40 +259,21 @@ pub async fn delete(
     user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    delete_queue(&state, &user, &id).await?;
+    queues::delete(&state, &user, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn delete_queue(state: &Data, user: &AuthUser, id: &str) -> Result<(), ApiError> {
-    let id = checked_id(id)?.to_owned();
-    let user = user.clone();
-    let dir = state.home.queue_dir(&id);
-    state
-        .db(move |conn| {
-            check_owner(conn, &id, &user)?;
-            store::delete_queue(conn, &id)?;
-            tracing::info!(queue.id = %id, by = %user.username, "queue deleted");
-            Ok(())
-        })
-        .await?;
-    blocking(move || match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ApiError::io(format_args!("removing {}", dir.display()), &e)),
-    })
-    .await
-}
-
 /// `POST /api/v1/queues/{id}/rerun`: a new queue with the same repo,
-/// branch, target, priority, timeout and scenarios, owned by the caller.
+/// branch, commit, target, priority, timeout and scenarios, owned by the
+/// caller.
 #[utoipa::path(
     post,
     path = "/api/v1/queues/{id}/rerun",
     operation_id = "rerun_queue",
     tag = "queues",
     summary = "Run a queue again",
-    description = "A new queue with the same repository, branch (at its current tip), target, \
-        priority, timeout and scenarios, owned by the caller. The owner or an admin.",
+    description = "A new queue with the same repository, branch, commit, target, priority, \
+        timeout and scenarios, owned by the caller. The owner or an admin.",
     params(IdParam),
     responses(
         (status = 201, description = "The new queue, waiting", body = Queue,
@@ -467,7 +281,7 @@ pub async fn delete_queue(state: &Data, user: &AuthUser, id: &str) -> Result<(),
         (status = 403, description = "Not the owner or an admin, or a cookie without the CSRF header", body = ForbiddenError),
         (status = 404, description = "No such queue", body = NotFoundError),
         (status = 409, description = "The new queue's id was taken", body = ConflictError),
-        (status = 422, description = "The branch or a scenario is gone or now invalid", body = ValidationFailedError),
+        (status = 422, description = "The branch or its commit is gone", body = ValidationFailedError),
         Authed,
     )
 )]
@@ -476,21 +290,7 @@ pub async fn rerun(
     user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let old = load_queue(&state, &id).await?;
-    user.may_change(&old.owner)?;
-    let req = CreateQueue {
-        branch: old.branch.clone(),
-        scenarios: Some(old.tasks.iter().map(|t| t.scenario.clone()).collect()),
-        repo: Some(old.repo.clone()),
-        target: Some(old.target.clone()),
-        priority: Some(old.priority),
-        timeout_s: old.timeout_s,
-        ..CreateQueue::default()
-    };
-    let queue = submit_queue(&state, &user, &req).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/queues/{}", queue.id)))
-        .json(queue))
+    Ok(created(queues::rerun(&state, &user, &id).await?))
 }
 
 /// `GET /api/v1/queues/{id}/junit.xml`: the worker's file, or the same
@@ -515,17 +315,7 @@ pub async fn junit_xml(
     _user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = checked_id(&id)?.to_owned();
-    let path = state.home.junit(&id);
-    let xml = state
-        .db(move |conn| {
-            let detail = store::queue_detail(conn, &id)?.ok_or_else(|| no_queue(&id))?;
-            match std::fs::read_to_string(&path) {
-                Ok(xml) if detail.queue.status().is_final() => Ok(xml),
-                _ => Ok(junit::render(&detail)),
-            }
-        })
-        .await?;
+    let xml = queues::junit(&state, &id).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/xml; charset=utf-8")
         .body(xml))

@@ -6,7 +6,7 @@ use testarena_domain::store;
 
 use crate::auth::{self, AuthUser};
 use crate::error::ApiError;
-use crate::openapi::{
+use crate::schemas::{
     BadRequestError, Internal, PayloadTooLargeError, RateLimited, Unauthorized, Unavailable,
 };
 use crate::state::AppState;
@@ -84,7 +84,7 @@ async fn logout(req: HttpRequest) -> HttpResponse {
     summary = "Who am I",
     responses(
         (status = 200, description = "The signed-in user", body = User),
-        crate::openapi::Authed,
+        crate::schemas::Authed,
     )
 )]
 async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {

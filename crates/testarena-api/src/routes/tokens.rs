@@ -8,7 +8,7 @@ use testarena_domain::{secret, store};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::openapi::{
+use crate::schemas::{
     Authed, BadRequestError, ForbiddenError, NotFoundError, NumericIdParam, PayloadTooLargeError,
     ValidationFailedError,
 };
@@ -86,7 +86,7 @@ async fn list(
 async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: crate::Body<CreateToken>,
+    body: crate::error::Body<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
     let name = body?.into_inner().name;
     let name = name.trim().to_owned();

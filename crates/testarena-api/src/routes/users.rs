@@ -7,7 +7,7 @@ use testarena_domain::{secret, validate};
 
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::openapi::{
+use crate::schemas::{
     Authed, BadRequestError, ConflictError, ForbiddenError, NotFoundError, NumericIdParam,
     PayloadTooLargeError, ValidationFailedError,
 };
@@ -74,7 +74,7 @@ async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse,
 async fn create(
     state: web::Data<AppState>,
     admin: Admin,
-    body: crate::Body<CreateUser>,
+    body: crate::error::Body<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let CreateUser {
         username,
@@ -117,7 +117,7 @@ async fn update(
     state: web::Data<AppState>,
     admin: Admin,
     id: web::Path<String>,
-    body: crate::Body<UpdateUser>,
+    body: crate::error::Body<UpdateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&id)?;
     let UpdateUser {
@@ -138,31 +138,10 @@ async fn update(
         disabled,
     };
     let row = state
-        .db(move |conn| {
-            conn_keeps_an_admin(conn, id, &changes)?;
-            Ok(store::update_user(conn, id, &changes)?)
-        })
+        .db(move |conn| Ok(store::update_user(conn, id, &changes)?))
         .await?;
     tracing::info!(user = %row.username, by = %admin.0.username, "user changed");
     Ok(HttpResponse::Ok().json(User::from(&row)))
-}
-
-/// Refuses a change that would leave no enabled admin.
-fn conn_keeps_an_admin(
-    conn: &mut testarena_domain::db::SqliteConnection,
-    id: i32,
-    changes: &UserChanges,
-) -> Result<(), ApiError> {
-    let demotes = changes.is_admin == Some(false) || changes.disabled == Some(true);
-    if !demotes {
-        return Ok(());
-    }
-    let user =
-        store::user_by_id(conn, id)?.ok_or_else(|| ApiError::NotFound(format!("no user {id}")))?;
-    if user.is_admin && !user.disabled && store::count_active_admins(conn)? <= 1 {
-        return Err(ApiError::Conflict("this is the last enabled admin".into()));
-    }
-    Ok(())
 }
 
 /// `DELETE /api/v1/users/{id}`.
@@ -189,14 +168,7 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&id)?;
     let row = state
-        .db(move |conn| {
-            let all = UserChanges {
-                is_admin: Some(false),
-                ..Default::default()
-            };
-            conn_keeps_an_admin(conn, id, &all)?;
-            Ok(store::delete_user(conn, id)?)
-        })
+        .db(move |conn| Ok(store::delete_user(conn, id)?))
         .await?;
     tracing::info!(user = %row.username, by = %admin.0.username, "user deleted");
     Ok(HttpResponse::NoContent().finish())

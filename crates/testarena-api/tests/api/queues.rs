@@ -53,13 +53,12 @@ fn a_queue_is_created_listed_and_read() {
     assert_eq!(q["position"], 1);
     assert_eq!(q["tasks"][1]["id"], format!("{id}.2"));
     assert!(s.home().join("queues").join(&id).is_dir());
-    for key in [
-        "status_reason",
-        "commit",
-        "timeout_s",
-        "started_at",
-        "finished_at",
-    ] {
+    let commit = q["commit"].as_str().unwrap_or_default();
+    assert!(
+        commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the commit is pinned at submission: {commit:?}"
+    );
+    for key in ["status_reason", "timeout_s", "started_at", "finished_at"] {
         assert!(q[key].is_null(), "{key}");
     }
     let got = call(
@@ -432,7 +431,16 @@ fn logs_are_listed_read_in_ranges_and_confined() {
         assert!(!r.body.contains("top secret"), "{bad}");
     }
     // Final: the logs say they are complete.
-    store::request_abort(&mut s.conn(), &id, "x").unwrap();
+    store::request_abort(
+        &mut s.conn(),
+        &id,
+        "x",
+        store::Actor {
+            name: "admin",
+            admin: true,
+        },
+    )
+    .unwrap();
     let r = call(
         &s,
         "GET",
@@ -447,38 +455,8 @@ fn logs_are_listed_read_in_ranges_and_confined() {
 fn events_follow_status_and_log_lines_until_the_end() {
     let s = Server::start();
     let id = s.submit(&s.ann)["id"].as_str().unwrap().to_owned();
-    let url = s.url(&format!("/api/v1/queues/{id}/events"));
-    let res = crate::support::agent()
-        .get(&url)
-        .header("Authorization", format!("Bearer {}", s.ann))
-        .call()
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(
-        res.headers().get("content-type").unwrap(),
-        "text/event-stream"
-    );
-    let (tx, rx) = std::sync::mpsc::channel::<(String, Value)>();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(res.into_body().into_reader());
-        let mut event = String::new();
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap_or(0) > 0 {
-            let l = line.trim_end().to_owned();
-            line.clear();
-            if let Some(e) = l.strip_prefix("event: ") {
-                event = e.to_owned();
-            } else if let Some(d) = l.strip_prefix("data: ") {
-                let _ = tx.send((event.clone(), serde_json::from_str(d).unwrap()));
-            }
-        }
-    });
-    let next = |want: &str| -> Value {
-        wait_for(Duration::from_secs(10), want, || {
-            let (e, v) = rx.recv_timeout(Duration::from_secs(10)).ok()?;
-            (e == want).then_some(v)
-        })
-    };
+    let events = crate::support::events(&s, &format!("/api/v1/queues/{id}/events"), &s.ann);
+    let next = |want: &str| events.next(want);
     assert_eq!(next("status")["status"], "waiting");
     store::claim_next(&mut s.conn(), "w1").unwrap();
     assert_eq!(next("status")["status"], "running");

@@ -78,7 +78,6 @@ impl Server {
             default_target: "lx106".into(),
             ..Config::default()
         };
-        config.server.static_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../static");
         config.repos.push(RepoConfig {
             name: "firmware".into(),
             url: repo.to_string_lossy().into_owned(),
@@ -309,5 +308,51 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An open event stream: its events as they arrive, read by a thread.
+pub struct Events {
+    rx: std::sync::mpsc::Receiver<(String, Value)>,
+}
+
+/// Opens `path` (an `events` URL) as `token`; checks the answer is a stream.
+pub fn events(s: &Server, path: &str, token: &str) -> Events {
+    use std::io::BufRead as _;
+    let res = agent()
+        .get(&s.url(path))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.headers().get("content-type").unwrap(),
+        "text/event-stream"
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<(String, Value)>();
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(res.into_body().into_reader());
+        let mut event = String::new();
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            let l = line.trim_end().to_owned();
+            line.clear();
+            if let Some(e) = l.strip_prefix("event: ") {
+                event = e.to_owned();
+            } else if let Some(d) = l.strip_prefix("data: ") {
+                let _ = tx.send((event.clone(), serde_json::from_str(d).unwrap()));
+            }
+        }
+    });
+    Events { rx }
+}
+
+impl Events {
+    /// The next event named `want` (others are skipped), within 10 s.
+    pub fn next(&self, want: &str) -> Value {
+        wait_for(Duration::from_secs(10), want, || {
+            let (e, v) = self.rx.recv_timeout(Duration::from_secs(10)).ok()?;
+            (e == want).then_some(v)
+        })
     }
 }

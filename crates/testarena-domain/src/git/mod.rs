@@ -634,6 +634,8 @@ pub fn init_socket_timeouts(timeout: Duration) -> Result<(), GitError> {
     .map_err(|e| git_err("set socket timeouts", &e))
 }
 
+mod commits;
+pub use commits::MIN_ABBREV;
 mod known_hosts;
 mod worktree;
 pub use worktree::CheckoutOutcome;

@@ -35,6 +35,9 @@ pub enum StoreError {
     /// The request contradicts what is stored (a duplicate id, deleting a running queue).
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this to this row (not the queue's owner).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
     /// The database stayed locked past the busy timeout, or no pooled

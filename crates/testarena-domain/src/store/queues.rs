@@ -36,15 +36,36 @@ pub struct QueuePage {
     pub next: Option<i32>,
 }
 
-/// What [`request_abort`] did.
+/// What [`request_abort`] did, with the queue as it is now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AbortOutcome {
     /// The queue was waiting and is now `aborted`.
-    Aborted(QueueRow),
+    Aborted(QueueDetail),
     /// The queue is running; its worker will stop it.
-    Requested(QueueRow),
+    Requested(QueueDetail),
     /// The queue had already ended.
     AlreadyFinal(QueueRow),
+}
+
+/// Who asks to change a queue (abort, delete): its owner or an admin may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub admin: bool,
+}
+
+impl Actor<'_> {
+    /// [`StoreError::Forbidden`] unless this actor may change `queue`.
+    fn may_change(&self, queue: &QueueRow) -> StoreResult<()> {
+        if self.admin || self.name == queue.owner {
+            Ok(())
+        } else {
+            Err(StoreError::Forbidden(format!(
+                "only {} or an admin may do this",
+                queue.owner
+            )))
+        }
+    }
 }
 
 /// Stores a queue and its tasks in one transaction. A queue or task id that
@@ -97,21 +118,36 @@ fn require_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<QueueRow>
 /// moment (a queue deleted meanwhile is not returned without its tasks).
 pub fn queue_detail(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<QueueDetail>> {
     super::snapshot(conn, |conn| {
-        let Some(queue) = get_queue(conn, id)? else {
-            return Ok(None);
-        };
-        let task_rows = tasks_of(conn, &[queue.id.as_str()])?;
-        let ids: Vec<&str> = task_rows.iter().map(|t| t.id.as_str()).collect();
-        let mut cases = cases_by_task(conn, &ids)?;
-        let tasks = task_rows
-            .into_iter()
-            .map(|t| {
-                let c = cases.remove(&t.id).unwrap_or_default();
-                (t, c)
-            })
-            .collect();
-        Ok(Some(QueueDetail { queue, tasks }))
+        get_queue(conn, id)?
+            .map(|queue| detail_of(conn, queue))
+            .transpose()
     })
+}
+
+/// A queue's status alone (what the log routes need), `None` when there is
+/// no such queue.
+pub fn queue_status(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<Status>> {
+    let status: Option<String> = queues::table
+        .filter(queues::id.eq(id))
+        .select(queues::status)
+        .get_result(conn)
+        .optional()?;
+    Ok(status.as_deref().map(crate::models::parse_status))
+}
+
+/// The tasks and test cases of a queue already read, in order.
+fn detail_of(conn: &mut SqliteConnection, queue: QueueRow) -> StoreResult<QueueDetail> {
+    let task_rows = tasks_of(conn, &[queue.id.as_str()])?;
+    let ids: Vec<&str> = task_rows.iter().map(|t| t.id.as_str()).collect();
+    let mut cases = cases_by_task(conn, &ids)?;
+    let tasks = task_rows
+        .into_iter()
+        .map(|t| {
+            let c = cases.remove(&t.id).unwrap_or_default();
+            (t, c)
+        })
+        .collect();
+    Ok(QueueDetail { queue, tasks })
 }
 
 /// The tasks of these queues, by queue then position.
@@ -226,6 +262,38 @@ pub fn queue_position(conn: &mut SqliteConnection, id: &str) -> StoreResult<Opti
     Ok(Some(ahead + 1))
 }
 
+/// The places in line of these queues (1 = next to run), in one query
+/// however many there are; queues that are not waiting are left out.
+pub fn queue_positions(
+    conn: &mut SqliteConnection,
+    ids: &[&str],
+) -> StoreResult<HashMap<String, i64>> {
+    #[derive(QueryableByName)]
+    struct Place {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        position: i64,
+    }
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // The claim's order (highest priority, then oldest), numbered once.
+    let mut query = diesel::sql_query(
+        "SELECT id, position FROM (SELECT id, ROW_NUMBER() OVER \
+         (ORDER BY priority DESC, seq ASC) AS position FROM queues WHERE status = 'waiting') \
+         WHERE id IN (",
+    )
+    .into_boxed();
+    for (i, id) in ids.iter().enumerate() {
+        query = query
+            .sql(if i == 0 { "?" } else { ", ?" })
+            .bind::<diesel::sql_types::Text, _>(*id);
+    }
+    let places: Vec<Place> = query.sql(")").load(conn)?;
+    Ok(places.into_iter().map(|p| (p.id, p.position)).collect())
+}
+
 /// Queues by status, for metrics.
 pub fn count_by_status(conn: &mut SqliteConnection) -> StoreResult<Vec<(Status, i64)>> {
     let rows: Vec<(String, i64)> = queues::table
@@ -266,27 +334,30 @@ pub fn claim_next(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<O
         .optional()?)
 }
 
-/// Asks for a queue to stop. A waiting queue is aborted at once (its tasks
-/// become `skipped`); a running one gets `abort_reason`, which its worker
-/// polls; a second request keeps the first reason.
+/// Asks for a queue to stop, if `by` may: a waiting queue is aborted at
+/// once (its tasks become `skipped`); a running one gets `abort_reason`,
+/// which its worker polls; a second request keeps the first reason. The
+/// queue is read once, in the transaction that writes.
 pub fn request_abort(
     conn: &mut SqliteConnection,
     id: &str,
     reason: &str,
+    by: Actor<'_>,
 ) -> StoreResult<AbortOutcome> {
     conn.immediate_transaction(|conn| {
         let q = require_queue(conn, id)?;
+        by.may_change(&q)?;
         match q.status() {
             Status::Waiting => {
                 let row = finish_queue_in(conn, q, Status::Aborted, reason)?;
-                Ok(AbortOutcome::Aborted(row))
+                Ok(AbortOutcome::Aborted(detail_of(conn, row)?))
             }
             Status::Running => {
                 let row = diesel::update(queues::table.filter(queues::id.eq(id)))
                     .set(queues::abort_reason.eq(q.abort_reason.as_deref().unwrap_or(reason)))
                     .returning(QueueRow::as_returning())
                     .get_result(conn)?;
-                Ok(AbortOutcome::Requested(row))
+                Ok(AbortOutcome::Requested(detail_of(conn, row)?))
             }
             _ => Ok(AbortOutcome::AlreadyFinal(q)),
         }
@@ -472,12 +543,13 @@ pub fn record_test_case(
     })
 }
 
-/// Deletes a queue with its tasks and test cases. A running queue is a
-/// [`StoreError::Conflict`]: abort it first. Returns the deleted row so the
-/// caller can remove `queues/<id>/`.
-pub fn delete_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<QueueRow> {
+/// Deletes a queue with its tasks and test cases, if `by` may. A running
+/// queue is a [`StoreError::Conflict`]: abort it first. Returns the deleted
+/// row so the caller can remove `queues/<id>/`.
+pub fn delete_queue(conn: &mut SqliteConnection, id: &str, by: Actor<'_>) -> StoreResult<QueueRow> {
     conn.immediate_transaction(|conn| {
         let q = require_queue(conn, id)?;
+        by.may_change(&q)?;
         if q.status() == Status::Running {
             return Err(StoreError::Conflict(format!(
                 "queue {id:?} is running: abort it first"

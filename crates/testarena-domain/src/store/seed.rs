@@ -98,6 +98,7 @@ mod tests {
                 id: id.into(),
                 repo: "firmware".into(),
                 branch: "main".into(),
+                commit_sha: None,
                 target: "esp32".into(),
                 owner: "ann".into(),
                 priority: 0,

@@ -60,29 +60,53 @@ pub fn list_users(conn: &mut SqliteConnection) -> StoreResult<Vec<UserRow>> {
         .load(conn)?)
 }
 
+/// Changes a user. A change that would demote or disable the last enabled
+/// admin is a [`StoreError::Conflict`]; the check and the write are one
+/// immediate transaction, so two concurrent demotions cannot both pass.
 pub fn update_user(
     conn: &mut SqliteConnection,
     id: i32,
     changes: &UserChanges,
 ) -> StoreResult<UserRow> {
-    if changes == &UserChanges::default() {
-        return user_by_id(conn, id)?.ok_or_else(|| StoreError::not_found("user", id.to_string()));
-    }
-    diesel::update(users::table.find(id))
-        .set(changes)
-        .returning(UserRow::as_returning())
-        .get_result(conn)
-        .optional()?
-        .ok_or_else(|| StoreError::not_found("user", id.to_string()))
+    conn.immediate_transaction(|conn| {
+        let user =
+            user_by_id(conn, id)?.ok_or_else(|| StoreError::not_found("user", id.to_string()))?;
+        if changes == &UserChanges::default() {
+            return Ok(user);
+        }
+        let demotes = changes.is_admin == Some(false) || changes.disabled == Some(true);
+        if demotes {
+            keeps_an_admin(conn, &user)?;
+        }
+        Ok(diesel::update(users::table.find(id))
+            .set(changes)
+            .returning(UserRow::as_returning())
+            .get_result(conn)?)
+    })
 }
 
-/// Deletes a user and their tokens. Their queues keep the owner's name.
+/// Deletes a user and their tokens; their queues keep the owner's name.
+/// The last enabled admin is a [`StoreError::Conflict`], checked in the
+/// transaction that deletes.
 pub fn delete_user(conn: &mut SqliteConnection, id: i32) -> StoreResult<UserRow> {
-    diesel::delete(users::table.find(id))
-        .returning(UserRow::as_returning())
-        .get_result(conn)
-        .optional()?
-        .ok_or_else(|| StoreError::not_found("user", id.to_string()))
+    conn.immediate_transaction(|conn| {
+        let user =
+            user_by_id(conn, id)?.ok_or_else(|| StoreError::not_found("user", id.to_string()))?;
+        keeps_an_admin(conn, &user)?;
+        Ok(diesel::delete(users::table.find(id))
+            .returning(UserRow::as_returning())
+            .get_result(conn)?)
+    })
+}
+
+/// Refuses to take `user` away from the enabled admins when it is the last.
+fn keeps_an_admin(conn: &mut SqliteConnection, user: &UserRow) -> StoreResult<()> {
+    if user.is_admin && !user.disabled && count_active_admins(conn)? <= 1 {
+        return Err(StoreError::Conflict(
+            "this is the last enabled admin".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// How many enabled admins there are (the last one must not be removed).

@@ -244,6 +244,7 @@ impl Farm {
             id: id.clone(),
             repo: "fw".to_owned(),
             branch: branch.to_owned(),
+            commit_sha: None,
             target: "test".to_owned(),
             owner: "tester".to_owned(),
             priority: 0,

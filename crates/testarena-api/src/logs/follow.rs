@@ -1,0 +1,388 @@
+//! The follow side of a queue's logs: Server-Sent Events that follow the
+//! files and the database while the queue runs.
+//!
+//! Following is shared: one task per followed queue (per server thread)
+//! looks at the queue's `*.log` files and its row every [`POLL`] and
+//! publishes what it saw to every stream of that queue through a `watch`
+//! channel; each stream then reads only the bytes it has not sent yet. So
+//! a hundred clients on one queue cost one directory walk and one query a
+//! tick, not a hundred. A stream reads at most [`MAX_BATCH`] before it
+//! sends. Each `log` event carries `next_offset`, the byte offset after
+//! its bytes, so a client resumes exactly even when a log is not UTF-8.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use testarena_domain::api::{LogChunk, Queue};
+use tokio::sync::{mpsc, watch};
+
+use super::files::{log_files, read_range};
+use crate::error::ApiError;
+use crate::queues;
+use crate::state::{AppState, blocking};
+
+/// The most bytes one SSE `log` event carries.
+const MAX_EVENT: usize = 64 * 1024;
+/// The most bytes a stream reads from the files before sending them.
+const MAX_BATCH: u64 = 4 * MAX_EVENT as u64;
+/// How often the follower of a queue looks at its files and the database.
+const POLL: Duration = Duration::from_millis(50);
+/// Comment lines keep proxies from closing an idle stream.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Opens one client's stream of `first` (the queue as it is now): the
+/// events as bytes, `only` one file from `start` when given. The stream
+/// ends after `end`, or when the client goes away.
+pub async fn open(
+    state: Arc<AppState>,
+    followers: Arc<Followers>,
+    first: Queue,
+    only: Option<String>,
+    start: u64,
+) -> Result<impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>>, ApiError> {
+    let snapshots = followers.subscribe(&state, &first).await?;
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    state.metrics.sse_opened();
+    actix_web::rt::spawn(async move {
+        let stream = Stream {
+            dir: state.home.queue_dir(&first.id),
+            only,
+            start,
+            tx,
+        };
+        let _ = stream.run(snapshots, first).await;
+        state.metrics.sse_closed();
+    });
+    Ok(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
+    }))
+}
+
+/// One event, written once into its own buffer.
+fn sse(event: &str, data: &impl serde::Serialize) -> Bytes {
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(b"event: ");
+    buf.extend_from_slice(event.as_bytes());
+    buf.extend_from_slice(b"\ndata: ");
+    if serde_json::to_writer(&mut buf, data).is_err() {
+        buf.extend_from_slice(b"null");
+    }
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
+/// What the follower of a queue saw at one look.
+#[derive(Debug, Clone, PartialEq)]
+struct Snapshot {
+    /// The queue as `GET /api/v1/queues/{id}` shows it; `None` once deleted.
+    queue: Option<Queue>,
+    /// The queue's `*.log` files and their sizes, by path.
+    files: Vec<(String, u64)>,
+}
+
+type Snapshots = watch::Receiver<Arc<Snapshot>>;
+type Publisher = Arc<watch::Sender<Arc<Snapshot>>>;
+
+/// The followers of this server thread: one per queue that has streams.
+#[derive(Debug, Default)]
+pub struct Followers {
+    queues: Mutex<HashMap<String, Publisher>>,
+}
+
+impl Followers {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Publisher>>, ApiError> {
+        self.queues
+            .lock()
+            .map_err(|_| ApiError::internal("followers lock poisoned"))
+    }
+
+    /// The snapshots of `queue`, from its follower, which is started when
+    /// the queue has none. The first snapshot is there at once.
+    async fn subscribe(
+        self: &Arc<Self>,
+        state: &Arc<AppState>,
+        queue: &Queue,
+    ) -> Result<Snapshots, ApiError> {
+        if let Some(publisher) = self.lock()?.get(&queue.id) {
+            return Ok(publisher.subscribe());
+        }
+        let dir = state.home.queue_dir(&queue.id);
+        let files = blocking(move || Ok(log_files(&dir))).await?;
+        let first = Snapshot {
+            queue: Some(queue.clone()),
+            files,
+        };
+        let mut queues = self.lock()?;
+        if let Some(publisher) = queues.get(&queue.id) {
+            return Ok(publisher.subscribe());
+        }
+        let (publisher, snapshots) = watch::channel(Arc::new(first));
+        let publisher = Arc::new(publisher);
+        queues.insert(queue.id.clone(), Arc::clone(&publisher));
+        let (followers, state, id) = (self.clone(), Arc::clone(state), queue.id.clone());
+        actix_web::rt::spawn(
+            async move { follow_queue(&followers, &state, &id, &publisher).await },
+        );
+        Ok(snapshots)
+    }
+
+    /// Forgets `publisher` when it is the one registered for `id` and, unless
+    /// `always`, nobody listens to it any more. Whether it was forgotten.
+    fn retire(&self, id: &str, publisher: &Publisher, always: bool) -> bool {
+        let Ok(mut queues) = self.queues.lock() else {
+            return true;
+        };
+        if !always && publisher.receiver_count() > 0 {
+            return false;
+        }
+        if queues.get(id).is_some_and(|p| Arc::ptr_eq(p, publisher)) {
+            queues.remove(id);
+        }
+        true
+    }
+}
+
+/// The follower of one queue: looks at its row and its files every
+/// [`POLL`] and publishes each change, until the queue ends or is deleted
+/// (that last look is published too) or no stream is left.
+async fn follow_queue(followers: &Followers, state: &AppState, id: &str, publisher: &Publisher) {
+    let dir = state.home.queue_dir(id);
+    loop {
+        tokio::time::sleep(POLL).await;
+        if followers.retire(id, publisher, false) {
+            return;
+        }
+        // The row first: files seen after a final status are complete.
+        let look = {
+            let (id, dir) = (id.to_owned(), dir.clone());
+            let queue = async {
+                match queues::load(state, &id).await {
+                    Ok(queue) => Ok(Some(queue)),
+                    Err(ApiError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            };
+            match queue.await {
+                Ok(queue) => blocking(move || Ok(log_files(&dir)))
+                    .await
+                    .map(|files| Snapshot { queue, files }),
+                Err(e) => Err(e),
+            }
+        };
+        let snapshot = match look {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                // A busy database: the next look will do.
+                tracing::warn!(queue.id = %id, error = %e, "cannot follow the queue");
+                continue;
+            }
+        };
+        let done = snapshot.queue.as_ref().is_none_or(Queue::is_final);
+        publisher.send_if_modified(|current| {
+            let changed = **current != snapshot;
+            if changed {
+                *current = Arc::new(snapshot);
+            }
+            changed
+        });
+        if done {
+            followers.retire(id, publisher, true);
+            return;
+        }
+    }
+}
+
+/// Per-file read positions of one stream.
+#[derive(Debug)]
+struct Cursor {
+    path: String,
+    offset: u64,
+}
+
+/// What is new in the files since the last call: complete lines only,
+/// unless `all` (the queue is final), in chunks of at most [`MAX_EVENT`]
+/// bytes and at most [`MAX_BATCH`] bytes in all. The flag says whether
+/// more is ready to read at once.
+fn new_chunks(
+    dir: &Path,
+    files: &[(String, u64)],
+    cursors: &mut Vec<Cursor>,
+    only: Option<&str>,
+    start: u64,
+    all: bool,
+) -> (Vec<LogChunk>, bool) {
+    let mut chunks = Vec::new();
+    let mut read = 0;
+    for (path, size) in files {
+        if only.is_some_and(|o| o != path) || !path.ends_with(".log") {
+            continue;
+        }
+        let cursor = match cursors.iter().position(|c| &c.path == path) {
+            Some(i) => &mut cursors[i],
+            None => {
+                cursors.push(Cursor {
+                    path: path.clone(),
+                    offset: if only.is_some() { start } else { 0 },
+                });
+                let last = cursors.len() - 1;
+                &mut cursors[last]
+            }
+        };
+        while cursor.offset < *size {
+            if read >= MAX_BATCH {
+                return (chunks, true);
+            }
+            let Ok((bytes, _)) = read_range(&dir.join(path), cursor.offset, MAX_EVENT as u64)
+            else {
+                break;
+            };
+            let take = match bytes.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None if all || bytes.len() == MAX_EVENT => bytes.len(),
+                None => 0,
+            };
+            if take == 0 {
+                break;
+            }
+            chunks.push(LogChunk {
+                path: path.clone(),
+                offset: cursor.offset,
+                next_offset: cursor.offset + take as u64,
+                text: String::from_utf8_lossy(&bytes[..take]).into_owned(),
+            });
+            cursor.offset += take as u64;
+            read += take as u64;
+        }
+    }
+    (chunks, false)
+}
+
+/// The client went away.
+#[derive(Debug)]
+struct Gone;
+
+/// One client's stream: its cursors over the files and its channel.
+struct Stream {
+    dir: PathBuf,
+    only: Option<String>,
+    start: u64,
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl Stream {
+    async fn send(&self, bytes: Bytes) -> Result<(), Gone> {
+        self.tx.send(bytes).await.map_err(|_| Gone)
+    }
+
+    /// Sends `first`, then for each snapshot the new lines of the files and
+    /// the queue when it changed, then `end` once the queue is final and
+    /// every file was sent to its end.
+    async fn run(self, mut snapshots: Snapshots, first: Queue) -> Result<(), Gone> {
+        self.send(sse("status", &first)).await?;
+        let mut last = first;
+        let mut cursors = Vec::new();
+        let mut follower_gone = false;
+        loop {
+            let snapshot = Arc::clone(&snapshots.borrow_and_update());
+            let Some(current) = &snapshot.queue else {
+                let deleted = serde_json::json!({"status": "deleted"});
+                return self.send(sse("end", &deleted)).await;
+            };
+            let is_final = current.is_final();
+            loop {
+                let (dir, files, only, start) = (
+                    self.dir.clone(),
+                    Arc::clone(&snapshot),
+                    self.only.clone(),
+                    self.start,
+                );
+                let mut c = std::mem::take(&mut cursors);
+                let read = blocking(move || {
+                    let (chunks, more) =
+                        new_chunks(&dir, &files.files, &mut c, only.as_deref(), start, is_final);
+                    Ok((chunks, more, c))
+                })
+                .await;
+                let Ok((chunks, more, c)) = read else {
+                    return Err(Gone);
+                };
+                cursors = c;
+                for chunk in &chunks {
+                    self.send(sse("log", chunk)).await?;
+                }
+                if !more {
+                    break;
+                }
+            }
+            if *current != last {
+                self.send(sse("status", current)).await?;
+                last = current.clone();
+            }
+            if is_final {
+                return self.send(sse("end", &last)).await;
+            }
+            if follower_gone {
+                // Cannot happen: a follower stops at the end or when no
+                // stream listens. Close rather than hang.
+                return Ok(());
+            }
+            match tokio::time::timeout(KEEPALIVE, snapshots.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => follower_gone = true,
+                Err(_) => self.send(Bytes::from_static(b": keepalive\n\n")).await?,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_whole_lines_until_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.log"), "one\ntwo\npart").unwrap();
+        let files = log_files(dir.path());
+        assert_eq!(files, [("a.log".to_owned(), 12)]);
+        let mut cursors = Vec::new();
+        let (chunks, more) = new_chunks(dir.path(), &files, &mut cursors, None, 0, false);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].text, "one\ntwo\n");
+        assert!(!more);
+        assert!(
+            new_chunks(dir.path(), &files, &mut cursors, None, 0, false)
+                .0
+                .is_empty()
+        );
+        let (chunks, _) = new_chunks(dir.path(), &files, &mut cursors, None, 0, true);
+        assert_eq!((chunks[0].offset, chunks[0].text.as_str()), (8, "part"));
+    }
+
+    #[test]
+    fn a_large_backlog_is_read_a_batch_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = "x".repeat(1023) + "\n";
+        let size = 3 * MAX_BATCH as usize + 5;
+        std::fs::write(dir.path().join("big.log"), line.repeat(size / 1024 + 1)).unwrap();
+        let files = log_files(dir.path());
+        let mut cursors = Vec::new();
+        let (mut batches, mut total) = (0, 0);
+        loop {
+            let (chunks, more) = new_chunks(dir.path(), &files, &mut cursors, None, 0, true);
+            let bytes: usize = chunks.iter().map(|c| c.text.len()).sum();
+            assert!(bytes as u64 <= MAX_BATCH, "{bytes}");
+            assert!(chunks.iter().all(|c| c.text.len() <= MAX_EVENT));
+            total += bytes;
+            batches += 1;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(total as u64, files[0].1);
+        assert!(batches >= 4, "{batches}");
+    }
+}
