@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use testarena_api::serve;
+use testarena_api::submit::{self, ChildFetch};
 use testarena_domain::config::Config;
 use testarena_domain::{db, secret, store, telemetry, validate};
 
@@ -41,6 +42,11 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Clone or fetch the mirror of a configured repository (the server runs
+    /// this for a mirror's first clone, to keep the clone's memory out of
+    /// its own process).
+    #[command(hide = true)]
+    FetchMirror { repo: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +83,10 @@ fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let listen = config.server.listen.clone();
             let state = serve::prepare(config)?;
+            state.fetcher.clone_in_child(ChildFetch {
+                exe: std::env::current_exe().context("cannot find the testarena-app binary")?,
+                config: cli.config.clone(),
+            });
             let listener = std::net::TcpListener::bind(&listen)
                 .with_context(|| format!("cannot listen on {listen}"))?;
             actix_web::rt::System::new().block_on(serve::run(state, listener))
@@ -109,6 +119,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user(&config, cmd),
+        Command::FetchMirror { repo } => Ok(submit::fetch_mirror(&config, &repo)?),
     }
 }
 

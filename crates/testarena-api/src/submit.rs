@@ -6,7 +6,9 @@
 //! the worker runs exactly the commit that was checked.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use testarena_domain::api::CreateQueue;
@@ -54,12 +56,32 @@ impl Checked {
 /// fetch of the same repository is running waits for the lock, then skips
 /// its own fetch if a fetch *started* after it arrived (that fetch saw
 /// everything pushed before this submission).
+///
+/// A mirror's first clone can run in a child process ([`Fetcher::clone_in_child`]):
+/// libgit2 indexing a large pack leaves the allocator of the process that
+/// did it holding tens of MiB, which the app would keep for its lifetime.
 #[derive(Debug, Default)]
 pub struct Fetcher {
     repos: Mutex<HashMap<String, Arc<Mutex<Option<Instant>>>>>,
+    child: OnceLock<ChildFetch>,
+}
+
+/// How to run `testarena-app fetch-mirror` for a first clone.
+#[derive(Debug, Clone)]
+pub struct ChildFetch {
+    /// The `testarena-app` binary.
+    pub exe: PathBuf,
+    /// Its `--config`, when the app was given one (the environment, with
+    /// `TESTARENA_CONFIG` and the overrides, is inherited).
+    pub config: Option<PathBuf>,
 }
 
 impl Fetcher {
+    /// From now on, clone missing mirrors in a child process.
+    pub fn clone_in_child(&self, child: ChildFetch) {
+        let _ = self.child.set(child);
+    }
+
     fn fetch(&self, mirror: &Mirror, name: &str, arrived: Instant) -> Result<(), ApiError> {
         let slot = {
             let mut repos = self
@@ -75,6 +97,13 @@ impl Fetcher {
             return Ok(());
         }
         let started = Instant::now();
+        if let Some(child) = self.child.get()
+            && std::fs::symlink_metadata(mirror.path()).is_err()
+        {
+            child.fetch(name)?;
+            *last_started = Some(started);
+            return Ok(());
+        }
         mirror.fetch(FETCH_TIMEOUT).map_err(|e| match e {
             GitError::Timeout { .. } => {
                 ApiError::Unavailable(format!("fetching repository {name:?} timed out: {e}"))
@@ -84,6 +113,71 @@ impl Fetcher {
         *last_started = Some(started);
         Ok(())
     }
+}
+
+impl ChildFetch {
+    /// Runs `testarena-app [--config C] fetch-mirror NAME` and waits for it
+    /// at most [`FETCH_TIMEOUT`] (and a little for start-up), killing it
+    /// past that. Its last line of standard error is the reason it failed.
+    fn fetch(&self, name: &str) -> Result<(), ApiError> {
+        let mut command = Command::new(&self.exe);
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .args(["fetch-mirror", name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| ApiError::internal(format!("cannot start {}: {e}", self.exe.display())))?;
+        let deadline = Instant::now() + FETCH_TIMEOUT + Duration::from_secs(5);
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ApiError::Unavailable(format!(
+                        "fetching repository {name:?} timed out after {} s",
+                        FETCH_TIMEOUT.as_secs()
+                    )));
+                }
+                Err(e) => return Err(ApiError::internal(format!("waiting for the fetch: {e}"))),
+            }
+        };
+        if status.success() {
+            return Ok(());
+        }
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            use std::io::Read as _;
+            let _ = pipe.by_ref().take(64 * 1024).read_to_string(&mut stderr);
+        }
+        let reason = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("the fetch failed")
+            .trim_start_matches("Error: ");
+        Err(ApiError::Unavailable(format!(
+            "cannot fetch repository {name:?}: {reason}"
+        )))
+    }
+}
+
+/// Clones or fetches the mirror of the configured repository `name`, in
+/// this process: what `testarena-app fetch-mirror` runs.
+pub fn fetch_mirror(config: &Config, name: &str) -> Result<(), GitError> {
+    let repo = config.repo(Some(name)).ok_or_else(|| GitError::Git {
+        op: "fetch",
+        message: format!("no repository {name:?} in the config"),
+    })?;
+    Mirror::new(&config.home.join("cache").join("git"), repo).fetch(FETCH_TIMEOUT)?;
+    Ok(())
 }
 
 /// A new queue id: `YYYYMMDD-HHMMSS-xxxx` (UTC time, 4 random hex digits).
