@@ -242,7 +242,23 @@ fn the_claim_takes_priority_then_age() {
     }
     assert_eq!(store::queue_position(&mut conn, "young").unwrap(), Some(4));
     assert_eq!(store::queue_position(&mut conn, "urgent").unwrap(), Some(1));
-    let mut order = Vec::new();
+    // The page's positions in one query agree with one at a time.
+    let ids = ["young", "urgent", "old", "urgent2", "nope"];
+    let places = store::queue_positions(&mut conn, &ids).unwrap();
+    assert_eq!(places.len(), 4, "{places:?}");
+    for id in &ids[..4] {
+        assert_eq!(
+            places.get(*id).copied(),
+            store::queue_position(&mut conn, id).unwrap(),
+            "{id}"
+        );
+    }
+    store::claim_next(&mut conn, "w1").unwrap();
+    let places = store::queue_positions(&mut conn, &ids).unwrap();
+    assert_eq!(places.get("urgent"), None, "running: no place in line");
+    assert_eq!(places.get("urgent2"), Some(&1));
+    assert_eq!(places.get("young"), Some(&3));
+    let mut order = vec!["urgent".to_owned()];
     while let Some(q) = store::claim_next(&mut conn, "w1").unwrap() {
         assert_eq!(q.status(), Status::Running);
         assert_eq!(q.worker_id.as_deref(), Some("w1"));
