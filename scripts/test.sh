@@ -30,7 +30,7 @@ bash scripts/check-schema.sh
 step "cargo build (the end-to-end tests start the real binaries)"
 cargo build --workspace --bins --locked
 
-step "cargo test (tests/faults: fault injection and security, with real daemons)"
+step "cargo test (tests/integration: the e2e, CLI and fault suites, with real daemons)"
 cargo test --workspace --locked
 
 step "benchmark program with tiny sizes (scripts/bench.sh measures; speed is never asserted)"

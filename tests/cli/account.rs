@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use crate::support::{ADMIN, Cli, Farm, Output, PASSWORD};
+use super::support::{ADMIN, Cli, Farm, Output, PASSWORD};
 
 /// A clear one-line error, never a panic or a backtrace.
 fn assert_clean_error(out: &Output, says: &str) {
@@ -92,7 +92,7 @@ fn login_saves_a_private_config_that_later_commands_use() {
         "{tokens:#}"
     );
     // The flag and the environment beat the file.
-    let wrong = Cli::new(farm.dir.path(), &farm.url, Some("wrong"));
+    let wrong = Cli::new(&farm.dir, &farm.url, Some("wrong"));
     assert_clean_error(&wrong.run(&["whoami"]), "unauthorized");
     assert_clean_error(&anon.run(&["--token", "wrong", "whoami"]), "unauthorized");
 
@@ -115,7 +115,7 @@ fn login_saves_a_private_config_that_later_commands_use() {
 #[test]
 fn a_wrong_token_exits_4_and_tokens_users_health_work() {
     let farm = Farm::start();
-    let wrong = Cli::new(farm.dir.path(), &farm.url, Some("ta_not_a_token"));
+    let wrong = Cli::new(&farm.dir, &farm.url, Some("ta_not_a_token"));
     let out = wrong.run(&["list"]);
     assert_clean_error(&out, "error: unauthorized: ");
     assert!(out.stderr.contains("testarena login"), "a hint: {out:?}");
@@ -173,7 +173,7 @@ fn a_wrong_token_exits_4_and_tokens_users_health_work() {
     let out = cli.run(&["tokens", "create", "ci"]);
     assert!(out.ok(), "{out:?}");
     let secret = out.stdout.trim();
-    let ci = Cli::new(farm.dir.path(), &farm.url, Some(secret));
+    let ci = Cli::new(&farm.dir, &farm.url, Some(secret));
     assert!(ci.run(&["whoami"]).ok());
     let tokens = cli.run(&["tokens", "list", "--json"]).json();
     let id = tokens

@@ -1,6 +1,6 @@
 //! `logs`: ranged reads, and `-f` following a queue live until its end.
 
-use crate::support::{DEADLINE, Farm};
+use super::support::{DEADLINE, Farm};
 
 #[test]
 fn logs_follow_prints_lines_while_the_queue_runs_and_exits_at_the_end() {

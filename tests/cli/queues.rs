@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{DEADLINE, Farm};
+use super::support::{DEADLINE, Farm};
 
 #[test]
 fn submit_wait_exits_with_the_verdict_and_names_the_failing_case() {
@@ -81,7 +81,7 @@ fn submit_wait_exits_with_the_verdict_and_names_the_failing_case() {
     let table = cli.run(&["list"]);
     assert!(table.stdout.starts_with("ID "), "{table:?}");
 
-    let file = farm.dir.path().join("junit.xml");
+    let file = farm.dir.join("junit.xml");
     let out = cli.run(&["junit", "cli-fail", "-o", file.to_str().unwrap()]);
     assert!(out.ok(), "{out:?}");
     let xml = std::fs::read_to_string(&file).unwrap();

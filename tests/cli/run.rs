@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use crate::support::{DEADLINE, wait_for};
+use super::support::{DEADLINE, wait_for};
 
 /// How to run the `testarena` binary.
 #[derive(Debug, Clone)]

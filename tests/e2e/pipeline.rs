@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::support::{Farm, Options, wait_for};
+use testarena_testkit::{Farm, Setup, wait_for};
+
+use super::setup;
 
 const QUEUE_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -21,7 +23,7 @@ fn test<'a>(q: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn a_passing_firmware_with_unity_cases() {
-    let farm = Farm::start();
+    let farm = Farm::start(setup());
     let id = farm.submit("main", &["scenarios/unit.xml", "scenarios/smoke.xml"]);
     let q = farm.wait_final(&id, QUEUE_DEADLINE);
     assert_eq!(q["status"], "passed", "{q:#}");
@@ -58,7 +60,7 @@ fn a_passing_firmware_with_unity_cases() {
     assert!(junit.contains("failures=\"0\""), "{junit}");
     assert!(junit.contains("<testcase name=\"unit/"), "{junit}");
     assert!(
-        !farm.home().join("work").join(&id).exists(),
+        !farm.home.join("work").join(&id).exists(),
         "the workspace is removed"
     );
     farm.assert_no_leftovers();
@@ -66,7 +68,7 @@ fn a_passing_firmware_with_unity_cases() {
 
 #[test]
 fn a_failing_unity_case_is_named_with_its_message() {
-    let farm = Farm::start();
+    let farm = Farm::start(setup());
     let id = farm.submit("fail", &["scenarios/unit.xml"]);
     let q = farm.wait_final(&id, QUEUE_DEADLINE);
     assert_eq!(q["status"], "failed", "{q:#}");
@@ -87,7 +89,7 @@ fn a_failing_unity_case_is_named_with_its_message() {
 
 #[test]
 fn a_crash_fails_with_the_crash_line() {
-    let farm = Farm::start();
+    let farm = Farm::start(setup());
     let id = farm.submit("crash", &["scenarios/unit.xml"]);
     let q = farm.wait_final(&id, QUEUE_DEADLINE);
     assert_eq!(q["status"], "failed", "{q:#}");
@@ -101,7 +103,7 @@ fn a_crash_fails_with_the_crash_line() {
 
 #[test]
 fn a_hang_fails_on_the_quiet_timeout_well_before_the_test_timeout() {
-    let farm = Farm::start();
+    let farm = Farm::start(setup());
     let started = Instant::now();
     let id = farm.submit("hang", &["scenarios/unit.xml"]);
     let q = farm.wait_final(&id, QUEUE_DEADLINE);
@@ -116,7 +118,7 @@ fn a_hang_fails_on_the_quiet_timeout_well_before_the_test_timeout() {
 
 #[test]
 fn a_build_error_fails_the_queue_and_skips_its_tasks() {
-    let farm = Farm::start();
+    let farm = Farm::start(setup());
     let id = farm.submit("build-error", &["scenarios/unit.xml"]);
     let q = farm.wait_final(&id, QUEUE_DEADLINE);
     assert_eq!(q["status"], "failed", "{q:#}");
@@ -131,13 +133,13 @@ fn a_build_error_fails_the_queue_and_skips_its_tasks() {
 
 #[test]
 fn a_flood_passes_and_its_whole_log_is_served_in_pages() {
-    let farm = Farm::start();
+    let farm = Farm::start(setup());
     let id = farm.submit("flood", &["scenarios/unit.xml"]);
     let q = farm.wait_final(&id, QUEUE_DEADLINE);
     assert_eq!(q["status"], "passed", "{q:#}");
     let task = q["tasks"][0]["id"].as_str().unwrap();
     let path = farm
-        .home()
+        .home
         .join("queues")
         .join(&id)
         .join("tasks")
@@ -173,9 +175,9 @@ fn a_flood_passes_and_its_whole_log_is_served_in_pages() {
 
 #[test]
 fn abort_a_running_queue_then_delete_it() {
-    let farm = Farm::start_with(Options {
+    let farm = Farm::start(Setup {
         abort_grace_s: 1,
-        ..Options::default()
+        ..setup()
     });
     let id = farm.submit("hang", &["scenarios/unit.xml"]);
     farm.wait_status(&id, "running", QUEUE_DEADLINE);
@@ -188,7 +190,9 @@ fn abort_a_running_queue_then_delete_it() {
         (status == 200 && log.contains("Press ENTER")).then_some(())
     });
     let asked = Instant::now();
-    let (status, _) = farm.post(&format!("/api/v1/queues/{id}/abort"), &Value::Null);
+    let status = farm
+        .call("POST", &format!("/api/v1/queues/{id}/abort"), None)
+        .status;
     assert_eq!(status, 202);
     let q = farm.wait_final(&id, Duration::from_secs(10));
     assert_eq!(q["status"], "aborted", "{q:#}");
@@ -199,14 +203,18 @@ fn abort_a_running_queue_then_delete_it() {
         asked.elapsed()
     );
     farm.assert_no_leftovers();
-    assert_eq!(farm.delete(&format!("/api/v1/queues/{id}")), 204);
+    assert_eq!(
+        farm.call("DELETE", &format!("/api/v1/queues/{id}"), None)
+            .status,
+        204
+    );
     assert_eq!(farm.get_raw(&format!("/api/v1/queues/{id}")).0, 404);
-    assert!(!farm.home().join("queues").join(&id).exists());
+    assert!(!farm.home.join("queues").join(&id).exists());
 }
 
 #[test]
 fn a_killed_worker_loses_its_queue_and_leaves_nothing_running() {
-    let mut farm = Farm::start();
+    let mut farm = Farm::start(setup());
     let id = farm.submit("hang", &["scenarios/unit.xml"]);
     wait_for(QUEUE_DEADLINE, "QEMU to run", || {
         let left = farm.leftovers();
@@ -214,10 +222,10 @@ fn a_killed_worker_loses_its_queue_and_leaves_nothing_running() {
             .any(|p| p.contains("qemu-system-xtensa"))
             .then_some(())
     });
-    farm.stop_worker(Signal::SIGKILL);
+    farm.stop_worker(0, Signal::SIGKILL);
     // The parent-death signal takes the children with the worker.
     farm.assert_no_leftovers();
-    farm.start_worker();
+    farm.start_worker(0);
     let q = farm.wait_final(&id, Duration::from_secs(30));
     assert_eq!(
         (q["status"].as_str(), q["status_reason"].as_str()),
@@ -229,9 +237,9 @@ fn a_killed_worker_loses_its_queue_and_leaves_nothing_running() {
 
 #[test]
 fn sigterm_aborts_running_queues_and_exits_within_the_grace() {
-    let mut farm = Farm::start_with(Options {
+    let mut farm = Farm::start(Setup {
         abort_grace_s: 2,
-        ..Options::default()
+        ..setup()
     });
     let id = farm.submit("hang", &["scenarios/unit.xml"]);
     wait_for(QUEUE_DEADLINE, "QEMU to run", || {
@@ -240,12 +248,14 @@ fn sigterm_aborts_running_queues_and_exits_within_the_grace() {
             .any(|p| p.contains("qemu-system-xtensa"))
             .then_some(())
     });
-    let (took, status) = farm.stop_worker(Signal::SIGTERM);
+    let asked = Instant::now();
+    let status = farm.stop_worker(0, Signal::SIGTERM);
+    let took = asked.elapsed();
     assert!(
         took < Duration::from_secs(4),
         "exit within grace + 2 s: {took:?}"
     );
-    assert!(status.success(), "{status:?}\n{}", farm.worker_log());
+    assert!(status.success(), "{status:?}\n{}", farm.worker_log(0));
     let q = farm.queue(&id);
     assert_eq!(
         (q["status"].as_str(), q["status_reason"].as_str()),
@@ -258,7 +268,7 @@ fn sigterm_aborts_running_queues_and_exits_within_the_grace() {
 #[test]
 fn events_stream_the_console_live_and_end_with_the_verdict() {
     use std::io::BufRead as _;
-    let farm = Farm::start();
+    let farm = Farm::start(setup());
     let id = farm.submit("main", &["scenarios/unit.xml"]);
     let events = farm.events(&id);
     let mut statuses = Vec::new();

@@ -9,8 +9,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 
-use crate::farm::{Farm, Setup, shared};
-use crate::probe::wait_for;
+use super::probe::{check_secrets, wait_for};
+use super::{shared, small};
+use testarena_testkit::{Farm, Setup};
 
 const SUBMISSIONS: usize = 50;
 
@@ -19,7 +20,7 @@ fn the_app_killed_with_50_submissions_in_flight_keeps_every_answered_one() {
     let _quiet = shared();
     let mut farm = Farm::start(Setup {
         start_workers: false,
-        ..Setup::small()
+        ..small()
     });
     let answers = Mutex::new(Vec::new());
     let barrier = Barrier::new(SUBMISSIONS + 1);
@@ -109,5 +110,5 @@ fn the_app_killed_with_50_submissions_in_flight_keeps_every_answered_one() {
         "app SIGKILL: {} of {SUBMISSIONS} submissions answered 201 before the kill, all stored with their 3 tasks; {stored_unanswered} more stored whole without an answer; integrity ok",
         created.len()
     );
-    farm.check_secrets();
+    check_secrets(&farm);
 }

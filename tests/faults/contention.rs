@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::farm::{Farm, Resp, Setup, shared};
-use crate::probe::{percentile_ms, wait_for};
+use super::probe::{check_secrets, percentile_ms, wait_for};
+use super::{shared, small};
+use testarena_testkit::{Farm, Resp, Setup};
 
 const WRITERS: usize = 8;
 const RUN_FOR: Duration = Duration::from_secs(20);
@@ -95,7 +96,7 @@ fn eight_writers_and_a_worker_never_see_a_locked_database() {
     let farm = Farm::start(Setup {
         slots: 2,
         poll_interval_ms: 20,
-        ..Setup::small()
+        ..small()
     });
     let seen: Vec<Seen> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..WRITERS)
@@ -163,6 +164,6 @@ fn eight_writers_and_a_worker_never_see_a_locked_database() {
         percentile_ms(&took, 99.0),
         percentile_ms(&took, 100.0),
     );
-    farm.check_secrets();
+    check_secrets(&farm);
     farm.assert_no_leftovers();
 }

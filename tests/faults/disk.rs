@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::farm::{ADMIN, Auth, Farm, PASSWORD, Setup, shared};
-use crate::probe::wait_for;
+use super::probe::{check_secrets, wait_for};
+use super::{ADMIN, PASSWORD, fixture, shared};
+use testarena_testkit::{Auth, Farm, Setup};
 
 /// A tmpfs mounted for one test; unmounted (lazily) when dropped.
 struct Tmpfs {
@@ -74,16 +75,18 @@ fn fill(path: &Path, leave: u64) -> u64 {
     size
 }
 
-/// The lx106 target of the farm, plus an image step that waits for `GO`.
-const GATED: &str = r#"
-[targets.gated]
-build = ["make", "-C", "{workspace}", "BUILD_DIR={build_dir}"]
-image = ["sh", "-c", "until [ -e \"$0\" ]; do sleep 0.02; done", "GO"]
-qemu = ["qemu-system-xtensa", "-M", "sim", "-cpu", "lx106", "-semihosting",
-        "-nographic", "-serial", "none", "-monitor", "none", "-no-reboot",
-        "-kernel", "{build_dir}/firmware.elf"]
-fail_on = ["Guru Meditation Error", "abort() was called", "assert failed:", "Rebooting..."]
-"#;
+/// The lx106 profile as target `gated`, with an image step that waits for
+/// the file `go`.
+fn gated(go: &Path) -> String {
+    let wait = r#"until [ -e "$0" ]; do sleep 0.02; done"#;
+    testarena_testkit::profile::lx106_as(
+        "gated",
+        &format!(
+            "image = [\"sh\", \"-c\", {wait:?}, {:?}]",
+            go.to_string_lossy()
+        ),
+    )
+}
 
 #[test]
 fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
@@ -106,13 +109,13 @@ fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
     let go = mount_dir.path().join("go");
     let farm = Farm::start(Setup {
         home: Some(tmpfs.path.clone()),
-        targets: GATED.replace("GO", &go.to_string_lossy()),
+        targets: gated(&go),
         default_target: "gated".into(),
-        ..Setup::fixture()
+        ..fixture()
     });
     // A token not used yet: its first use on the full disk wants to note it.
     let fresh = farm.new_token(ADMIN, PASSWORD);
-    let id = farm.submit("flood", &["scenarios/unit.xml"], json!({}));
+    let id = farm.submit("flood", &["scenarios/unit.xml"]);
     // Once the firmware is built, only its test (3 MB of console) is left:
     // leave it 256 KiB.
     wait_for(
@@ -184,7 +187,7 @@ fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
     if let Some(earlier) = stored_while_full {
         farm.wait_final(&earlier, Duration::from_secs(120));
     }
-    let next = farm.submit("main", &["scenarios/unit.xml"], json!({}));
+    let next = farm.submit("main", &["scenarios/unit.xml"]);
     let q = farm.wait_final(&next, Duration::from_secs(180));
     assert_eq!(q["status"], "passed", "{q:#}");
     assert_eq!(farm.db_integrity(), "ok");
@@ -199,7 +202,7 @@ fn a_full_disk_ends_the_queue_with_a_clear_reason_and_nothing_else() {
             "was noted"
         },
     );
-    farm.check_secrets();
+    check_secrets(&farm);
     farm.assert_no_leftovers();
     // The farm's daemons go before the mount.
     drop(farm);

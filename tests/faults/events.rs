@@ -8,10 +8,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use crate::farm::{Auth, Farm, Setup, exclusive};
-use crate::probe::{percentile_ms, vm_kb, wait_for};
+use super::probe::{check_secrets, percentile_ms, vm_kb, wait_for};
+use super::{exclusive, small};
+use testarena_testkit::{Auth, Farm};
 
 const CLIENTS: usize = 200;
 const HEALTH_REQUESTS: usize = 300;
@@ -83,8 +82,8 @@ fn follow(addr: &str, token: &str, id: &str, streams: &Streams, stop: &AtomicBoo
 #[test]
 fn two_hundred_event_streams_leave_health_fast_and_memory_bounded() {
     let _quiet = exclusive();
-    let farm = Farm::start(Setup::small());
-    let id = farm.submit("main", &["scenarios/chatty.xml"], json!({}));
+    let farm = Farm::start(small());
+    let id = farm.submit("main", &["scenarios/chatty.xml"]);
     wait_for(Duration::from_secs(30), "the queue to talk", || {
         farm.queue_log(&id).contains("test ").then_some(())
     });
@@ -156,6 +155,6 @@ fn two_hundred_event_streams_leave_health_fast_and_memory_bounded() {
     assert_eq!(ended, CLIENTS);
     assert!(p99 < 100.0, "health p99 {p99:.1} ms with {CLIENTS} streams");
     assert!(hwm < 256 * 1024, "the app's peak memory is {hwm} kB");
-    farm.check_secrets();
+    check_secrets(&farm);
     farm.assert_no_leftovers();
 }

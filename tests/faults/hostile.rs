@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::farm::{Farm, Setup, shared};
-use crate::probe::{contains, read_lossy, vm_kb, wait_for};
-use crate::repo::{Content, QUICK};
+use super::probe::{check_secrets, contains, read_lossy, vm_kb, wait_for};
+use super::{shared, small};
+use testarena_testkit::repo::{Content, QUICK};
+use testarena_testkit::{Farm, Setup};
 
 /// A comment padded to 50 MB: valid XML, far over the 1 MiB limit.
 fn huge_scenario() -> String {
@@ -51,7 +52,7 @@ fn hostile_scenarios_are_refused_at_submit_and_by_the_worker() {
     let _quiet = shared();
     let mut farm = Farm::start(Setup {
         start_workers: false,
-        ..Setup::small()
+        ..small()
     });
     let repo = farm.repo.clone();
     repo.commit(
@@ -116,7 +117,7 @@ fn hostile_scenarios_are_refused_at_submit_and_by_the_worker() {
             ("scenarios/entities.xml", Content::Text(QUICK.into())),
         ],
     );
-    let id = farm.submit(
+    let id = farm.submit_with(
         "flip",
         &[
             "scenarios/quick.xml",
@@ -161,7 +162,7 @@ fn hostile_scenarios_are_refused_at_submit_and_by_the_worker() {
     assert!(worker_hwm < 100 * 1024, "worker peak {worker_hwm} kB");
 
     // The worker is unharmed.
-    let next = farm.submit("main", &["scenarios/quick.xml"], json!({}));
+    let next = farm.submit("main", &["scenarios/quick.xml"]);
     assert_eq!(
         farm.wait_final(&next, Duration::from_secs(60))["status"],
         "passed"
@@ -171,7 +172,7 @@ fn hostile_scenarios_are_refused_at_submit_and_by_the_worker() {
         took.as_secs_f64() * 1000.0,
         worker_hwm / 1024
     );
-    farm.check_secrets();
+    check_secrets(&farm);
     farm.assert_no_leftovers();
 }
 
@@ -199,7 +200,7 @@ fn a_10_mb_line_without_a_newline_is_logged_in_bounded_memory() {
         targets: LONG_LINE.into(),
         default_target: "longline".into(),
         slots: 1,
-        ..Setup::small()
+        ..small()
     });
     farm.repo.commit(
         "long",
@@ -209,7 +210,7 @@ fn a_10_mb_line_without_a_newline_is_logged_in_bounded_memory() {
         )],
     );
     let worker = farm.worker_pid(0);
-    let id = farm.submit("long", &["scenarios/longline.xml"], json!({}));
+    let id = farm.submit("long", &["scenarios/longline.xml"]);
     let q = farm.wait_final(&id, Duration::from_secs(120));
     assert_eq!(q["status"], "passed", "{q:#}");
     let dir = farm.home.join("queues").join(&id);
@@ -240,7 +241,7 @@ fn a_10_mb_line_without_a_newline_is_logged_in_bounded_memory() {
             .then_some(())
     });
     // Unharmed: the next queue runs.
-    let next = farm.submit("main", &["scenarios/quick.xml"], json!({"target": "noop"}));
+    let next = farm.submit_with("main", &["scenarios/quick.xml"], json!({"target": "noop"}));
     assert_eq!(
         farm.wait_final(&next, Duration::from_secs(60))["status"],
         "passed"
@@ -249,6 +250,6 @@ fn a_10_mb_line_without_a_newline_is_logged_in_bounded_memory() {
         "10 MB line: build.log {build} bytes, line.log {test} bytes, queue passed; worker peak RSS {} MB",
         hwm / 1024
     );
-    farm.check_secrets();
+    check_secrets(&farm);
     farm.assert_no_leftovers();
 }

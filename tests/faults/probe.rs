@@ -1,16 +1,27 @@
-//! Looking at what the farm's processes did: `/proc` (processes, their
-//! environment, their memory), files (secrets in them), and small helpers
-//! for waiting and for latency numbers.
+//! Looking at what the farm's processes did: `/proc` (their memory, the
+//! processes of a queue), files (secrets in them), and latency numbers.
+//! Waiting and reading `/proc` come from the test kit.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use testarena_testkit::Farm;
+pub use testarena_testkit::procs::{processes, read_lossy};
+pub use testarena_testkit::wait_for;
+
+/// Looks for every secret `farm` knows (the passwords, every token it
+/// made, the cookie key) in everything it wrote or was answered; see
+/// [`check_secrets_in`].
+pub fn check_secrets(farm: &Farm) {
+    check_secrets_in(&farm.home, &farm.dir.join("logs"), &farm.secrets());
+}
 
 /// Looks for `secrets` and the cookie key (raw, hex and base64, whole and
 /// by halves) in every file under `logs` (the daemons' output and every
 /// answer the farm got), every file under `home/queues/` and the database;
 /// and checks that the cookie key and the database files are owner-only.
 /// Panics with what leaked where.
-pub fn check_secrets(home: &Path, logs: &Path, secrets: &[String]) {
+pub fn check_secrets_in(home: &Path, logs: &Path, secrets: &[String]) {
     use std::os::unix::fs::PermissionsExt;
     let mut needles: Vec<(String, Vec<u8>)> = secrets
         .iter()
@@ -82,37 +93,6 @@ pub fn check_secrets(home: &Path, logs: &Path, secrets: &[String]) {
         files.len(),
         started.elapsed().as_secs_f64()
     );
-}
-
-/// A process as `/proc` shows it (not zombies).
-pub struct Proc {
-    pub pid: i32,
-    pub cmdline: String,
-    pub environ: String,
-}
-
-pub fn processes() -> impl Iterator<Item = Proc> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let state = stat.rsplit(')').next()?.trim_start().chars().next()?;
-            if state == 'Z' || state == 'X' {
-                return None;
-            }
-            let read = |name: &str| {
-                let bytes = std::fs::read(entry.path().join(name)).unwrap_or_default();
-                String::from_utf8_lossy(&bytes).replace('\0', " ")
-            };
-            Some(Proc {
-                pid,
-                cmdline: read("cmdline"),
-                environ: read("environ"),
-            })
-        })
 }
 
 /// Live processes carrying `TESTARENA_QUEUE_ID=<queue_id>`.
@@ -195,25 +175,6 @@ impl Needles {
             }
         }
         None
-    }
-}
-
-pub fn read_lossy(path: &Path) -> String {
-    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
-}
-
-/// Polls `f` until it returns `Some`, or panics after `timeout`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::farm::{Auth, Farm, Setup, shared};
+use super::probe::check_secrets;
+use super::{shared, small};
+use testarena_testkit::{Auth, Farm, Setup};
 
 const BOB_PASSWORD: &str = "bob-first-pw-Kp4Wq8Zr";
 const BOB_API_PASSWORD: &str = "bob-api-set-pw-Tn6Yx3Hv";
@@ -40,7 +42,7 @@ qemu = ["false"]
         targets,
         default_target: "secretive".into(),
         rust_log: "debug".into(),
-        ..Setup::small()
+        ..small()
     });
     for secret in [
         BOB_PASSWORD,
@@ -75,8 +77,8 @@ qemu = ["false"]
     let signed_in = login(BOB_PASSWORD);
     assert_eq!(signed_in.status, 200, "{}", signed_in.body);
     let set_cookie = signed_in
-        .body
-        .lines()
+        .set_cookie
+        .iter()
         .find(|l| l.starts_with("testarena_session="))
         .unwrap()
         .to_owned();
@@ -134,7 +136,7 @@ qemu = ["false"]
     assert_eq!(me(Auth::Basic("bob", BOB_CLI_PASSWORD)), 200);
 
     // A queue whose target's environment holds a secret.
-    let id = farm.submit("main", &["scenarios/quick.xml"], json!({}));
+    let id = farm.submit("main", &["scenarios/quick.xml"]);
     let q = farm.wait_final(&id, Duration::from_secs(60));
     assert_eq!(q["status"], "passed", "{q:#}");
     for path in ["logs", "logs/build.log", "logs/queue.log"] {
@@ -146,6 +148,6 @@ qemu = ["false"]
     farm.app_command(&["check-config"], None);
     farm.app_command(&["user", "list"], None);
 
-    farm.check_secrets();
+    check_secrets(&farm);
     farm.assert_no_leftovers();
 }

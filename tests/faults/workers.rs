@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::farm::{Farm, Setup, shared};
-use crate::probe::{queue_processes, wait_for};
+use super::probe::{check_secrets, queue_processes, wait_for};
+use super::{shared, small};
+use testarena_testkit::{Farm, Setup};
 
 const QUEUES: usize = 300;
 
@@ -30,7 +31,7 @@ fn two_workers_run_each_of_300_queues_exactly_once() {
         workers: vec!["w1".into(), "w2".into()],
         slots: 2,
         poll_interval_ms: 20,
-        ..Setup::small()
+        ..small()
     });
     let started = Instant::now();
     // Four submitters, while both workers claim.
@@ -39,7 +40,7 @@ fn two_workers_run_each_of_300_queues_exactly_once() {
             .map(|_| {
                 s.spawn(|| {
                     (0..QUEUES / 4)
-                        .map(|_| farm.submit("main", &["scenarios/quick.xml"], json!({})))
+                        .map(|_| farm.submit("main", &["scenarios/quick.xml"]))
                         .collect::<Vec<_>>()
                 })
             })
@@ -86,7 +87,7 @@ fn two_workers_run_each_of_300_queues_exactly_once() {
         submitted.as_secs_f64(),
         all_done.as_secs_f64()
     );
-    farm.check_secrets();
+    check_secrets(&farm);
     farm.assert_no_leftovers();
 }
 
@@ -104,9 +105,9 @@ fn a_worker_killed_during_the_build_loses_its_queue_and_leaves_nothing() {
         targets: SLEEPY.into(),
         default_target: "sleepy".into(),
         slots: 1,
-        ..Setup::small()
+        ..small()
     });
-    let id = farm.submit("main", &["scenarios/quick.xml"], json!({}));
+    let id = farm.submit("main", &["scenarios/quick.xml"]);
     // sh, its two background sleeps and the one it waits for.
     let before = wait_for(Duration::from_secs(30), "the build's processes", || {
         let pids = queue_processes(&id);
@@ -140,8 +141,8 @@ fn a_worker_killed_during_the_build_loses_its_queue_and_leaves_nothing() {
     );
 
     // The restarted worker runs queues again.
-    let next = farm.submit("main", &["scenarios/quick.xml"], json!({"target": "noop"}));
+    let next = farm.submit_with("main", &["scenarios/quick.xml"], json!({"target": "noop"}));
     let q = farm.wait_final(&next, Duration::from_secs(60));
     assert_eq!(q["status"], "passed", "{q:#}");
-    farm.check_secrets();
+    check_secrets(&farm);
 }

@@ -2,10 +2,6 @@
 //! `testarena-app` and `testarena-worker` on loopback with the lx106
 //! firmware fixture (build the daemons first: `cargo build --workspace --bins`).
 
-// Helpers outside #[test] functions unwrap too: a failed setup should stop
-// the test where it happens.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod account;
 mod logs;
 mod queues;

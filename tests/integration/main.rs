@@ -1,0 +1,22 @@
+//! The root package's one integration test binary (link time on two cores
+//! is why there is one): every suite that starts the real `testarena-app`
+//! and `testarena-worker` through the test kit (`crates/testarena-testkit`).
+//!
+//! - `e2e`: the pipeline over HTTP with the lx106 firmware and real QEMU.
+//! - `cli`: the real `testarena` binary against a farm.
+//! - `faults`: killed daemons, two workers, a full disk, contention,
+//!   hostile repositories, event storms, secrets.
+//!
+//! Build the daemons first: `cargo build --workspace --bins`; then
+//! `cargo test -p testarena --test integration [-- e2e::|cli::|faults::]`.
+
+// Helpers outside #[test] functions unwrap too: a failed setup should stop
+// the test where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+#[path = "../cli/mod.rs"]
+mod cli;
+#[path = "../e2e/mod.rs"]
+mod e2e;
+#[path = "../faults/mod.rs"]
+mod faults;
