@@ -3,7 +3,7 @@
 //! scenarios, and a large generated repository for the checkout benchmark.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
@@ -18,17 +18,6 @@ pub const MANY: &str = "scenarios/bench-many.xml";
 pub const FOLLOW: &str = "scenarios/bench-follow.xml";
 /// The test of [`FOLLOW`].
 pub const FOLLOW_TEST: &str = "follow";
-
-/// The repository this crate is part of (for `tests/fixtures`): the current
-/// directory or one above it that holds the fixtures (the scripts run from
-/// the repository's root), else where this program was built.
-pub fn workspace_root() -> PathBuf {
-    let holds = |dir: &Path| dir.join("tests/fixtures/make-repo.sh").is_file();
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| cwd.ancestors().find(|d| holds(d)).map(Path::to_path_buf))
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-}
 
 /// git without any configuration of this machine, with a fixed identity.
 fn git(dir: &Path) -> Command {
@@ -62,10 +51,8 @@ fn run(mut cmd: Command, what: &str) -> anyhow::Result<()> {
 
 /// The firmware fixture at `dest`, plus a `bench` branch with the
 /// benchmark scenarios: [`MANY`] with `tests` tests.
-pub fn firmware(root: &Path, dest: &Path, tests: usize) -> anyhow::Result<()> {
-    let mut make = Command::new("bash");
-    make.arg(root.join("tests/fixtures/make-repo.sh")).arg(dest);
-    run(make, "tests/fixtures/make-repo.sh")?;
+pub fn firmware(dest: &Path, tests: usize) -> anyhow::Result<()> {
+    testarena_testkit::repo::make_fixture(dest)?;
     let mut checkout = git(dest);
     checkout.args(["checkout", "-q", "-b", BENCH_BRANCH, "main"]);
     run(checkout, "git checkout")?;
@@ -130,7 +117,11 @@ pub fn large(dest: &Path, files: usize, commits: usize) -> anyhow::Result<()> {
         .stdout(Stdio::null());
     let mut child = import.spawn().context("running git fast-import")?;
     let mut stdin = std::io::BufWriter::new(child.stdin.take().context("fast-import stdin")?);
-    let quick = std::fs::read(workspace_root().join("tests/fixtures/firmware").join(QUICK))?;
+    let quick = std::fs::read(
+        testarena_testkit::workspace_root()
+            .join("tests/fixtures/firmware")
+            .join(QUICK),
+    )?;
     for c in 0..commits.max(1) {
         let message = format!("commit {c}");
         writeln!(stdin, "commit refs/heads/main\nmark :{}", c + 1)?;

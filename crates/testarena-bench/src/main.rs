@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 
-use crate::farm::{Bins, Farm, Options};
+use crate::farm::{Bins, Farm, Options, find_bins};
 use crate::report::Report;
 
 /// Benchmarks of TestArena with the real binaries over loopback.
@@ -137,7 +137,7 @@ fn main() -> anyhow::Result<()> {
         args.shrink_for_smoke();
     }
     let started = Instant::now();
-    let bins = Bins::find(args.bin_dir.as_deref())?;
+    let bins = find_bins(args.bin_dir.as_deref())?;
     let tmp = tempfile::Builder::new()
         .prefix("testarena-bench-")
         .tempdir()?;
@@ -175,10 +175,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(args: &Args, bins: &Bins, dir: &std::path::Path, report: &mut Report) -> anyhow::Result<()> {
-    let root = fixture::workspace_root();
     eprintln!("==> fixtures");
     let firmware = dir.join("firmware.git");
-    fixture::firmware(&root, &firmware, args.overhead_tests)?;
+    fixture::firmware(&firmware, args.overhead_tests)?;
     let large = dir.join("large.git");
     if args.wants("checkout") {
         let t = Instant::now();
