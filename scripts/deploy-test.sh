@@ -359,13 +359,8 @@ lost_after_s = 5
 name = "firmware"
 url = "$tmp/firmware.git"
 
-[targets.lx106]
-build = ["make", "-C", "{workspace}", "BUILD_DIR={build_dir}"]
-qemu = ["qemu-system-xtensa", "-M", "sim", "-cpu", "lx106", "-semihosting",
-        "-nographic", "-serial", "none", "-monitor", "none", "-no-reboot",
-        "-kernel", "{build_dir}/firmware.elf"]
-fail_on = ["Guru Meditation Error", "abort() was called", "assert failed:", "Rebooting..."]
 TOML
+cat "$repo/tests/fixtures/lx106.toml" >>"$config"
 export TESTARENA_CONFIG=$config RUST_BACKTRACE=0
 unset TESTARENA_HOME TESTARENA_DATABASE TESTARENA_LISTEN
 

@@ -47,14 +47,9 @@ slots = 2
 name = "example-firmware"
 url = "$repo"
 
-# The lx106 core on Debian's QEMU (docs/LX106.md).
-[targets.lx106]
-build = ["make", "-C", "{workspace}", "BUILD_DIR={build_dir}"]
-qemu = ["qemu-system-xtensa", "-M", "sim", "-cpu", "lx106", "-semihosting",
-        "-nographic", "-serial", "none", "-monitor", "none", "-no-reboot",
-        "-kernel", "{build_dir}/firmware.elf"]
-fail_on = ["Guru Meditation Error", "abort() was called", "assert failed:", "Rebooting..."]
 TOML
+    # The lx106 core on Debian's QEMU (docs/LX106.md): the one profile file.
+    cat tests/fixtures/lx106.toml >> "$config"
 fi
 export TESTARENA_CONFIG="$config"
 export TESTARENA_HOME="$home"

@@ -64,12 +64,8 @@ login_attempts_per_minute = 100000
 name = "firmware"
 url = "$work/firmware.git"
 
-[targets.lx106]
-build = ["make", "-C", "{workspace}", "BUILD_DIR={build_dir}"]
-qemu = ["qemu-system-xtensa", "-M", "sim", "-cpu", "lx106", "-semihosting",
-        "-nographic", "-serial", "none", "-monitor", "none", "-no-reboot",
-        "-kernel", "{build_dir}/firmware.elf"]
 TOML
+cat tests/fixtures/lx106.toml >>"$work/config.toml"
 export TESTARENA_CONFIG=$work/config.toml
 unset TESTARENA_HOME TESTARENA_DATABASE TESTARENA_LISTEN
 

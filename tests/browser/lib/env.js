@@ -122,6 +122,10 @@ function makeRepo(dir) {
   git('checkout', '-q', 'main');
 }
 
+// The lx106 target: the one profile file the scripts and the Rust test kit
+// append to their configs too.
+const LX106_PROFILE = fs.readFileSync(path.join(ROOT, 'tests/fixtures/lx106.toml'), 'utf8');
+
 function configToml({ home, port, staticDir, repo }) {
   return `home = "${home}/data"
 default_target = "lx106"
@@ -142,13 +146,7 @@ heartbeat_s = 1
 name = "firmware"
 url = "${repo}"
 
-[targets.lx106]
-build = ["make", "-C", "{workspace}", "BUILD_DIR={build_dir}"]
-qemu = ["qemu-system-xtensa", "-M", "sim", "-cpu", "lx106", "-semihosting",
-        "-nographic", "-serial", "none", "-monitor", "none", "-no-reboot",
-        "-kernel", "{build_dir}/firmware.elf"]
-fail_on = ["Guru Meditation Error", "abort() was called", "assert failed:", "Rebooting..."]
-`;
+${LX106_PROFILE}`;
 }
 
 const live = new Set();
