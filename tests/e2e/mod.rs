@@ -3,6 +3,7 @@
 //! real cross-compiler and booted by the real `qemu-system-xtensa`, over
 //! real HTTP.
 
+mod pinned;
 mod pipeline;
 
 use testarena_testkit::Setup;
