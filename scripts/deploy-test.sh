@@ -144,7 +144,7 @@ keys=$(sed -n '/^## 2\. Configuration/,/^## 3\./p' docs/DESIGN.md \
     | sed -n "/^${fence}toml/,/^${fence}\$/p" | sed -n 's/^\([a-z_]*\) *=.*/\1/p' | sort -u)
 [ "$(echo "$keys" | wc -l)" -ge 25 ] || fail "found only $(echo "$keys" | wc -w) keys in DESIGN section 2"
 for key in $keys static_dir; do
-    grep -Eq "^#?$key = " "$example" || fail "$example does not document the key $key"
+    grep -Eq "^(# ?)?$key = " "$example" || fail "$example does not document the key $key"
 done
 ok "documents all $(echo "$keys" | wc -w) keys of DESIGN section 2"
 # With every commented-out example switched on, it still parses.
