@@ -31,7 +31,6 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The header a cookie-authenticated unsafe request must carry, and its value.
 pub const CSRF_HEADER: &str = "x-requested-with";
 pub const CSRF_VALUE: &str = "testarena";
-/// How long a successful Basic verification is remembered.
 
 /// How a request proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use testarena_domain::secret;
 
 use crate::error::ApiError;
 
+/// How long a successful Basic verification is remembered.
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
 const BASIC_CACHE_MAX: usize = 10_000;
 

@@ -1,14 +1,13 @@
 //! Queues, tasks, logs, JUnit and events.
 
-use std::io::{BufRead, BufReader, Write};
-use std::time::Duration;
+use std::io::Write;
 
 use serde_json::{Value, json};
 use testarena_domain::models::NewTestCase;
 use testarena_domain::status::Status;
 use testarena_domain::store;
 
-use crate::support::{Auth, Server, call, send, wait_for};
+use crate::support::{Auth, Server, call, send};
 
 #[test]
 fn health_needs_no_auth_and_lists_workers() {
