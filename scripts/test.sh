@@ -42,5 +42,8 @@ bash scripts/schemathesis.sh
 step "deployment: units, nginx site, install.sh, backup and restore"
 bash scripts/deploy-test.sh
 
+step "containers: the image and compose file with rootful Podman (the debug binaries above)"
+bash scripts/container-test.sh
+
 step "dashboard in headless Chromium"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && node --test)
