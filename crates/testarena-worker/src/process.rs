@@ -185,7 +185,8 @@ pub fn queue_processes(queue_id: &str) -> Vec<i32> {
 }
 
 /// Whether any live member of group `pgid` belongs to `queue_id`: a recorded
-/// group id may have been reused by an unrelated process since.
+/// group id may have been reused by an unrelated process since. Reads
+/// `/proc`: call it from the blocking pool.
 pub fn group_belongs_to(pgid: i32, queue_id: &str) -> bool {
     let members = group_members(pgid);
     !members.is_empty()
@@ -197,37 +198,67 @@ pub fn group_belongs_to(pgid: i32, queue_id: &str) -> bool {
 /// Stops the process group `pgid` and every process of `queue_id` (either
 /// may be left out): SIGTERM, up to `grace` for them to exit, then SIGKILL.
 /// Returns the pids still alive afterwards (normally none).
+///
+/// A group alone is first asked whether it still exists (`killpg(pgid, 0)`,
+/// a system call): after a step whose child exited, it is gone, and no
+/// `/proc` sweep is needed. Sweeps run on the blocking pool.
 pub async fn stop(pgid: Option<i32>, queue_id: Option<&str>, grace: Duration) -> Vec<i32> {
-    let targets = || {
-        let mut pids = BTreeSet::new();
-        if let Some(pgid) = pgid {
-            pids.extend(group_members(pgid));
-        }
-        if let Some(queue_id) = queue_id {
-            pids.extend(queue_processes(queue_id));
-        }
-        pids
-    };
-    if targets().is_empty() {
+    if targets(pgid, queue_id).await.is_empty() {
         return Vec::new();
     }
-    signal_all(pgid, &targets(), Signal::SIGTERM);
+    signal_all(pgid, &targets(pgid, queue_id).await, Signal::SIGTERM);
     let deadline = tokio::time::Instant::now() + grace;
-    while !targets().is_empty() && tokio::time::Instant::now() < deadline {
+    while tokio::time::Instant::now() < deadline {
+        if targets(pgid, queue_id).await.is_empty() {
+            return Vec::new();
+        }
         tokio::time::sleep(POLL).await;
     }
-    if targets().is_empty() {
+    if targets(pgid, queue_id).await.is_empty() {
         return Vec::new();
     }
     let deadline = tokio::time::Instant::now() + KILL_WAIT;
     loop {
         // Again each round: a dying shell may still have forked.
-        let left = targets();
+        let left = targets(pgid, queue_id).await;
         if left.is_empty() || tokio::time::Instant::now() >= deadline {
             return left.into_iter().collect();
         }
         signal_all(pgid, &left, Signal::SIGKILL);
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Whether no process is in group `pgid` any more (zombies count as in it
+/// until reaped, so a "no" may still be followed by an empty sweep).
+fn group_gone(pgid: i32) -> bool {
+    killpg(Pid::from_raw(pgid), None) == Err(Errno::ESRCH)
+}
+
+/// The live processes of group `pgid` and of `queue_id`.
+async fn targets(pgid: Option<i32>, queue_id: Option<&str>) -> BTreeSet<i32> {
+    let pgid = pgid.filter(|pgid| !group_gone(*pgid));
+    if pgid.is_none() && queue_id.is_none() {
+        return BTreeSet::new();
+    }
+    let queue_id = queue_id.map(str::to_owned);
+    let swept = crate::db::blocking(move || {
+        let mut pids = BTreeSet::new();
+        if let Some(pgid) = pgid {
+            pids.extend(group_members(pgid));
+        }
+        if let Some(queue_id) = &queue_id {
+            pids.extend(queue_processes(queue_id));
+        }
+        Ok(pids)
+    });
+    match swept.await {
+        Ok(pids) => pids,
+        Err(e) => {
+            // Only a panic or a cancelled runtime gets here.
+            tracing::error!(error = %e, "cannot look for processes");
+            BTreeSet::new()
+        }
     }
 }
 
@@ -344,6 +375,30 @@ mod tests {
         let _ = child.inner.wait().await;
         assert!(group_members(child.pgid).is_empty());
         assert!(queue_processes("q-proc-2").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_child_exited_is_gone_at_once() {
+        let a = argv(&["true"]);
+        let mut child = spawn(&spec(&a, "q-proc-3")).unwrap();
+        assert!(child.inner.wait().await.unwrap().success());
+        assert!(group_gone(child.pgid));
+        assert!(targets(Some(child.pgid), None).await.is_empty());
+
+        let a = argv(&["sleep", "600"]);
+        let mut sleeper = spawn(&spec(&a, "q-proc-3")).unwrap();
+        assert!(!group_gone(sleeper.pgid));
+        assert_eq!(
+            targets(Some(sleeper.pgid), None)
+                .await
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![sleeper.pgid]
+        );
+        let left = stop(Some(sleeper.pgid), None, Duration::from_millis(300)).await;
+        assert!(left.is_empty(), "{left:?}");
+        let _ = sleeper.inner.wait().await;
+        assert!(group_gone(sleeper.pgid));
     }
 
     #[tokio::test]

@@ -4,9 +4,12 @@
 //!
 //! Whatever ends the child, its whole process group is stopped before
 //! [`supervise`] returns (SIGTERM, then SIGKILL after the grace), so nothing
-//! a step started outlives the step. While the child runs, its process
-//! group id is recorded on the queue, so that a worker restarted after a
-//! crash can kill what is left.
+//! a step started outlives the step. Each child's process group id is
+//! recorded on the queue when it starts, so that a worker restarted after a
+//! crash can kill what is left. It is not cleared after the step (one write
+//! per step saved): the next step overwrites it and the queue's end clears
+//! it, and the recovery kills a recorded group only while a member of it
+//! still carries the queue's id.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -160,7 +163,7 @@ pub async fn supervise<S: Sink + Send>(
     sink: &mut S,
 ) -> Result<Ended> {
     let pgid = child.pgid;
-    set_pgid(watch, Some(pgid)).await;
+    set_pgid(watch, pgid).await;
     let mut output = process::read_output(&mut child.inner);
     let result = run(watch, &mut child, &mut output, limits, sink).await;
     sink.close_input();
@@ -171,7 +174,6 @@ pub async fn supervise<S: Sink + Send>(
     drain(&mut output, sink).await;
     // Reaped, so that no zombie is left; it is dead or dying by now.
     let _ = tokio::time::timeout(DRAIN, child.inner.wait()).await;
-    set_pgid(watch, None).await;
     result
 }
 
@@ -254,9 +256,13 @@ async fn drain<S: Sink + Send>(output: &mut mpsc::Receiver<Vec<u8>>, sink: &mut 
     output.close();
 }
 
-async fn set_pgid(watch: &Watch, pgid: Option<i32>) {
+async fn set_pgid(watch: &Watch, pgid: i32) {
     let id = watch.queue_id.clone();
-    if let Err(e) = watch.db.run(move |c| store::set_pgid(c, &id, pgid)).await {
+    if let Err(e) = watch
+        .db
+        .run(move |c| store::set_pgid(c, &id, Some(pgid)))
+        .await
+    {
         tracing::warn!(error = %e, pgid, "cannot record the process group");
     }
 }
