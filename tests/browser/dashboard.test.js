@@ -4,11 +4,14 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { startEnv, until } from './lib/env.js';
 import { assertAccessibleBoth } from './lib/a11y.js';
 import { launch, newPage, signIn, assertClean, shoot, chromiumAvailable } from './lib/browser.js';
 
 const chrome = chromiumAvailable();
+const revParse = (repo, rev) => execFileSync('git', ['-C', repo, 'rev-parse', rev], { encoding: 'utf8' }).trim();
+const optionTexts = (page, sel) => page.locator(`${sel} option`).allTextContents();
 const dialogButton = (page, name) => page.locator('dialog').getByRole('button', { name, exact: true });
 if (!chrome.ok) console.log(`# skipping the dashboard tests: ${chrome.reason}`);
 
@@ -75,6 +78,17 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     await page.click('[data-nav="submit"]');
     await page.waitForSelector('#submit-form');
 
+    // The farm's one repository is shown, not offered; its targets are a
+    // select with the default chosen (GET /api/v1/config).
+    const cfg = (await env.call('alice', 'GET', 'config')).body;
+    assert.deepEqual(cfg.repos, [{ name: 'firmware' }]);
+    assert.equal(cfg.default_target, 'lx106');
+    await page.waitForSelector('#q-target');
+    assert.equal(await page.inputValue('#q-repo'), 'firmware');
+    assert.equal(await page.getAttribute('#q-repo', 'readonly'), '');
+    assert.deepEqual(await optionTexts(page, '#q-target'), cfg.targets.map((t) => (t.name === 'lx106' ? 'lx106 (default)' : t.name)));
+    assert.equal(await page.inputValue('#q-target'), 'lx106');
+
     // Client-side: a branch is needed.
     await page.click('#submit-queue');
     await page.waitForSelector('#err-branch:not([hidden])');
@@ -102,11 +116,30 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     await page.fill('#q-priority', '5000');
     await page.click('#submit-queue');
     await page.waitForSelector('#err-priority:not([hidden])');
+
+    // Client-side: a commit is 7 to 40 hex digits (nothing is sent).
+    await page.fill('#q-priority', '3');
+    await page.fill('#q-commit', 'main~1');
+    await page.click('#submit-queue');
+    await page.waitForFunction(() => /7 to 40 hex digits/.test(document.querySelector('#err-commit').textContent));
+    assert.equal(await page.getAttribute('#q-commit', 'aria-invalid'), 'true');
+    assert.equal(await page.isVisible('#err-priority'), false, 'the priority error is gone');
+
+    // API: a commit that is not on the branch (the tip of `slow`) -> 422 on commit.
+    const slowTip = revParse(env.repo, 'slow');
+    await page.fill('#q-commit', slowTip.slice(0, 9));
+    await page.click('#submit-queue');
+    await page.waitForFunction(() => /is not on branch "main"/.test(document.querySelector('#err-commit').textContent));
+    assert.equal(await page.getAttribute('#q-commit', 'aria-invalid'), 'true');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'q-commit', 'the field at fault has the focus');
     await shoot(page, 'submit');
     await assertAccessibleBoth(page, 'submit');
 
-    // Success: lands on the queue, waiting (no worker), first in line.
-    await page.fill('#q-priority', '3');
+    // Success with an abbreviated commit of main's history (the fixture's
+    // main is one commit): lands on the queue, waiting (no worker), first
+    // in line, pinned to the full sha.
+    const older = revParse(env.repo, 'main');
+    await page.fill('#q-commit', older.slice(0, 8).toUpperCase());
     await page.fill('#q-timeout', '600');
     await page.click('#submit-queue');
     await page.waitForSelector('#queue-id');
@@ -117,8 +150,65 @@ describe('dashboard', { skip: chrome.ok ? false : chrome.reason }, () => {
     assert.equal(q.owner, 'alice');
     assert.equal(q.priority, 3);
     assert.equal(q.timeout_s, 600);
+    assert.equal(q.repo, 'firmware');
+    assert.equal(q.target, 'lx106');
+    assert.equal(q.commit, older);
     assert.deepEqual(q.tasks.map((t) => t.scenario), ['scenarios/unit.xml', 'scenarios/quick.xml']);
     assert.equal(await page.locator('.task').count(), 2);
+    // The pinned commit: short on the page, whole in its title and the copy button.
+    assert.equal(await page.textContent('#queue-commit'), older.slice(0, 10));
+    assert.equal(await page.getAttribute('#queue-commit', 'title'), older);
+    assert.equal(await page.getAttribute('#copy-commit', 'aria-label'), `Copy commit ${older}`);
+    await page.click('#copy-commit');
+    await page.waitForSelector(`.toast >> text=${older}`);
+    assertClean(page, [{ status: 422, url: /\/api\/v1\/queues$/ }]);
+  });
+
+  it('offers the farm’s repositories and targets as selects', async () => {
+    // A farm of two repositories and two targets, as GET /api/v1/config would
+    // list it (the test farm has one of each); the submission goes to the real app.
+    const page = await open();
+    await page.route((url) => url.pathname === '/api/v1/config', (route) => route.fulfill({
+      status: 200,
+      contentType: 'application/json',
+      body: JSON.stringify({
+        repos: [{ name: 'firmware' }, { name: 'bootloader' }],
+        targets: [{ name: 'esp32s3-box' }, { name: 'lx106' }],
+        default_target: 'lx106',
+      }),
+    }));
+    await signIn(page, env, 'alice');
+    await page.goto(`${env.base}/#/submit`);
+    await page.waitForSelector('select#q-repo');
+    assert.deepEqual(await optionTexts(page, '#q-repo'), ['firmware (default)', 'bootloader']);
+    assert.equal(await page.inputValue('#q-repo'), 'firmware', 'the default repository first and chosen');
+    assert.deepEqual(await optionTexts(page, '#q-target'), ['esp32s3-box', 'lx106 (default)']);
+    assert.equal(await page.inputValue('#q-target'), 'lx106', 'the default target is chosen');
+    await shoot(page, 'submit-choices');
+    await assertAccessibleBoth(page, 'submit (choices)');
+
+    // The choices are what is sent: the real app knows neither.
+    await page.fill('#q-branch', 'main');
+    await page.fill('.scenario-input >> nth=0', 'scenarios/unit.xml');
+    await page.selectOption('#q-target', 'esp32s3-box');
+    await page.click('#submit-queue');
+    await page.waitForSelector('#err-target:not([hidden])');
+    assert.equal(await page.getAttribute('#q-target', 'aria-invalid'), 'true');
+    await page.selectOption('#q-target', 'lx106');
+    await page.selectOption('#q-repo', 'bootloader');
+    await page.click('#submit-queue');
+    await page.waitForFunction(() => /no such repository/.test(document.querySelector('#err-repo').textContent));
+    assert.equal(await page.isVisible('#err-target'), false);
+
+    // "Submit similar" from someone else's queue keeps its commit and choices.
+    const theirs = await env.submit('admin', { branch: 'main', commit: revParse(env.repo, 'main'), scenarios: ['scenarios/quick.xml'] });
+    await page.goto(`${env.base}/#/queues/${theirs.id}`);
+    await page.click('#btn-similar');
+    await page.waitForSelector('select#q-repo');
+    assert.equal(await page.inputValue('#q-commit'), theirs.commit);
+    assert.equal(await page.inputValue('#q-branch'), 'main');
+    assert.equal(await page.inputValue('#q-repo'), 'firmware');
+    assert.equal(await page.inputValue('.scenario-input >> nth=0'), 'scenarios/quick.xml');
     assertClean(page, [{ status: 422, url: /\/api\/v1\/queues$/ }]);
   });
 

@@ -1,9 +1,13 @@
-// Submit a queue: repo, branch, target, scenario paths, priority, timeout.
-// API errors are shown next to the field named by `error.field`.
+// Submit a queue: repository and target (from GET /api/v1/config), branch,
+// an optional commit, scenario paths, priority, timeout. API errors are
+// shown next to the field named by `error.field`.
 
-import { h, icon, nextId } from '../dom.js';
+import { h, icon, nextId, replace } from '../dom.js';
 import { get, post, enc } from '../api.js';
 import { pageHeader, clearErrors, showError, setBusy, toast } from '../ui.js';
+
+// What the API takes as `commit`: a full sha or an abbreviation of it.
+export const COMMIT_RE = /^[0-9a-fA-F]{7,40}$/;
 
 export function render(root, ctx) {
   const errs = {};
@@ -19,16 +23,56 @@ export function render(root, ctx) {
       errs[name].error);
   };
 
-  const repoList = h('datalist#dl-repos');
   const branchList = h('datalist#dl-branches');
-  const targetList = h('datalist#dl-targets');
   const scenarioList = h('datalist#dl-scenarios');
 
-  const repo = h('input.input#q-repo', { name: 'repo', placeholder: 'the first configured repository', autocomplete: 'off', spellcheck: 'false', attrs: { list: 'dl-repos' } });
   const branch = h('input.input#q-branch', { name: 'branch', required: true, placeholder: 'main', autocomplete: 'off', spellcheck: 'false', attrs: { list: 'dl-branches' } });
-  const target = h('input.input#q-target', { name: 'target', placeholder: 'the default target', autocomplete: 'off', spellcheck: 'false', attrs: { list: 'dl-targets' } });
+  const commit = h('input.input.mono#q-commit', {
+    name: 'commit', placeholder: 'the branch’s tip', autocomplete: 'off', spellcheck: 'false',
+    attrs: { maxlength: 40, autocapitalize: 'off', pattern: '[0-9a-fA-F]{7,40}' },
+  });
   const priority = h('input.input#q-priority', { name: 'priority', type: 'number', value: '0', attrs: { min: -1000, max: 1000, step: 1, inputmode: 'numeric' } });
   const timeout = h('input.input#q-timeout', { name: 'timeout_s', type: 'number', placeholder: 'worker default', attrs: { min: 1, step: 1, inputmode: 'numeric' } });
+
+  // Repository and target: selects once GET /api/v1/config answers. Until
+  // then (or if it fails) the server's defaults are taken: the values are
+  // left out of the submission.
+  const repoSlot = h('div.field-slot#repo-slot');
+  const targetSlot = h('div.field-slot#target-slot');
+  const choice = { repo: null, target: null }; // a <select>, or a fixed value
+  const pre = ctx.params;
+
+  const options = (items, wanted, fallback, defaultName) => {
+    const names = items.map((i) => i.name);
+    // A prefilled name the server no longer lists stays visible (the API says why it is refused).
+    if (wanted && !names.includes(wanted)) names.push(wanted);
+    const pick = wanted || fallback;
+    return names.map((n) => h('option', { value: n, selected: n === pick }, n === defaultName ? `${n} (default)` : n));
+  };
+
+  const showRepos = (repos) => {
+    const wanted = pre.repo || null;
+    if (repos.length === 1 && (!wanted || wanted === repos[0].name)) {
+      // One repository: nothing to choose; say which one it is.
+      const fixed = h('input.input.input-fixed.mono#q-repo', { name: 'repo', value: repos[0].name, readOnly: true });
+      choice.repo = repos[0].name;
+      replace(repoSlot, field('repo', 'Repository', fixed, 'The only repository this farm builds.'));
+      return;
+    }
+    const select = h('select.input#q-repo', { name: 'repo' }, options(repos, wanted, repos[0] && repos[0].name, repos[0] && repos[0].name));
+    choice.repo = select;
+    replace(repoSlot, field('repo', 'Repository', select, 'The repositories this farm may build.'));
+  };
+
+  const showTargets = (targets, defaultTarget) => {
+    const select = h('select.input#q-target', { name: 'target' }, options(targets, pre.target || null, defaultTarget, defaultTarget));
+    choice.target = select;
+    replace(targetSlot, field('target', 'Target', select, 'The board or emulator the firmware is built for.'));
+  };
+
+  const loadingField = (label) => h('div.field', h('span.field-label', label), h('p.fixed-value.muted', 'Loading…'));
+  replace(repoSlot, loadingField('Repository'));
+  replace(targetSlot, loadingField('Target'));
 
   // ---- scenario rows ----
   const scenarioRows = h('ol.scenario-rows#scenario-rows');
@@ -81,9 +125,10 @@ export function render(root, ctx) {
   const form = h('form.panel.glass.submit-form#submit-form', { attrs: { novalidate: true, 'aria-labelledby': 'submit-heading' } },
     h('h2.sr-only#submit-heading', 'New queue'),
     h('div.form-grid',
+      repoSlot,
+      targetSlot,
       field('branch', 'Branch', branch, 'Checked against the repository before the queue is stored.'),
-      field('repo', 'Repository', repo, 'Leave empty for the first configured repository.'),
-      field('target', 'Target', target, 'Leave empty for the default target.'),
+      field('commit', 'Commit (optional)', commit, 'A commit of the branch’s history, 7 to 40 hex digits. Empty: the branch’s tip now.'),
       h('div.form-pair',
         field('priority', 'Priority', priority, 'Higher runs first (−1000 to 1000).'),
         field('timeout_s', 'Timeout (s)', timeout, 'From start; empty: the worker’s default.'))),
@@ -95,7 +140,7 @@ export function render(root, ctx) {
       addBtn),
     general,
     h('div.form-actions', h('a.btn.btn-ghost', { href: '#/queues' }, 'Cancel'), submitBtn),
-    repoList, branchList, targetList, scenarioList);
+    branchList, scenarioList);
 
   const lookup = (name) => {
     if (errs[name]) return errs[name];
@@ -128,9 +173,18 @@ export function render(root, ctx) {
       if (!input.value.trim() && scenarioInputs().length > 1) input.closest('li').remove();
     });
     renumber();
+    const sha = commit.value.trim();
+    if (sha) {
+      if (!COMMIT_RE.test(sha)) {
+        showError({ field: 'commit', message: 'A commit is 7 to 40 hex digits (0-9, a-f).' }, lookup, general);
+        return;
+      }
+      body.commit = sha;
+    }
     body.scenarios = listed;
-    if (repo.value.trim()) body.repo = repo.value.trim();
-    if (target.value.trim()) body.target = target.value.trim();
+    const chosen = (c) => (c && typeof c === 'object' ? c.value : c);
+    if (chosen(choice.repo)) body.repo = chosen(choice.repo);
+    if (chosen(choice.target)) body.target = chosen(choice.target);
     if (priority.value.trim() !== '') {
       const p = Number(priority.value);
       if (!Number.isInteger(p)) {
@@ -166,24 +220,35 @@ export function render(root, ctx) {
     }),
     form);
 
-  // Prefill from ?branch=&scenario=... (e.g. from a queue page) or leave one empty row.
-  const pre = ctx.params;
+  // Prefill from ?branch=&commit=&scenarios=... (e.g. from a queue page) or leave one empty row.
   if (pre.branch) branch.value = pre.branch;
-  if (pre.repo) repo.value = pre.repo;
-  if (pre.target) target.value = pre.target;
+  if (pre.commit) commit.value = pre.commit;
   const preScenarios = (pre.scenarios || '').split(',').map((s) => s.trim()).filter(Boolean);
   if (preScenarios.length) preScenarios.forEach((s) => addScenario(s));
   else addScenario();
   branch.focus();
 
-  // Suggestions from recent queues (the API lists no repositories or targets).
+  // What may be chosen: the farm's repositories and targets.
+  get('config').then((cfg) => {
+    if (!root.isConnected) return;
+    showRepos(cfg.repos || []);
+    showTargets(cfg.targets || [], cfg.default_target);
+  }).catch((e) => {
+    // Without the list the server's defaults apply; say so rather than guess.
+    const note = (label) => h('div.field', h('span.field-label', label), h('p.fixed-value.muted', 'the server’s default'));
+    replace(repoSlot, note('Repository'));
+    replace(targetSlot, note('Target'));
+    choice.repo = pre.repo || null;
+    choice.target = pre.target || null;
+    if (e.status !== 401) toast(`Could not load the farm’s repositories and targets: ${e.message}`, 'error');
+  });
+
+  // Suggestions for branches and scenarios from recent queues.
   get('queues', { query: { limit: 100 } }).then((page) => {
     const uniq = (xs) => [...new Set(xs.filter(Boolean))].slice(0, 50);
     const fill = (dl, values) => dl.append(...values.map((v) => h('option', { value: v })));
     const items = page.items || [];
-    fill(repoList, uniq(items.map((q) => q.repo)));
     fill(branchList, uniq(items.map((q) => q.branch)));
-    fill(targetList, uniq(items.map((q) => q.target)));
     fill(scenarioList, uniq(items.flatMap((q) => (q.tasks || []).map((t) => t.scenario))));
   }).catch(() => {});
 
