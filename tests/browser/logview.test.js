@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startEnv } from './lib/env.js';
+import { startEnv, until } from './lib/env.js';
 import { assertAccessibleBoth } from './lib/a11y.js';
 import { launch, newPage, signIn, assertClean, shoot, chromiumAvailable } from './lib/browser.js';
 
@@ -195,19 +195,78 @@ describe('log viewer', { skip: chrome.ok ? false : chrome.reason }, () => {
     await page.waitForSelector('#lv-state >> text=Live');
     await page.waitForSelector('#lv-count >> text=2 lines');
 
+    // Lines over SSE whose text and bytes differ in length: multi-byte
+    // characters (fewer UTF-16 units than bytes) and bytes that are not
+    // UTF-8 (each shown as U+FFFD). The resume offset is the events'
+    // `next_offset`, not anything counted from the text.
+    fs.appendFileSync(file, Buffer.concat([
+      Buffer.from('live 3 \u00e9t\u00e9 \u2713 \u{1F680}\n'),
+      Buffer.from('live 4 '), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from(' end\n'),
+    ]));
+    await page.locator('.lv-row[data-line="4"]').waitFor({ state: 'visible', timeout: 5000 });
+    assert.equal(await page.textContent('.lv-row[data-line="4"] .lv-text'), 'live 4 \uFFFD\uFFFD\uFFFD end');
+
     // Down long enough for a resync attempt to fail, then back.
     const failed = page.waitForEvent('requestfailed', { predicate: (r) => r.url().includes('/api/v1/'), timeout: 20000 });
     await env.stopApp();
     await page.waitForSelector('#lv-state >> text=Reconnecting');
     await failed;
-    fs.appendFileSync(file, 'after 3\nafter 4\n');
+    fs.appendFileSync(file, 'after 5\nafter 6\n');
     await env.startApp();
-    await page.locator('.lv-row[data-line="4"]').waitFor({ state: 'visible', timeout: 20000 });
+    await page.locator('.lv-row[data-line="6"]').waitFor({ state: 'visible', timeout: 20000 });
     await page.waitForSelector('#lv-state >> text=Live');
-    // Resynced from the file, not replayed: every line once.
-    assert.equal(await page.textContent('#lv-count'), '4 lines');
-    assert.equal(await page.textContent('.lv-row[data-line="3"] .lv-text'), 'after 3');
+    // Resumed at the byte after the last event: every line once, none cut.
+    assert.equal(await page.textContent('#lv-count'), '6 lines');
+    assert.equal(await page.textContent('.lv-row[data-line="3"] .lv-text'), 'live 3 \u00e9t\u00e9 \u2713 \u{1F680}');
+    assert.equal(await page.textContent('.lv-row[data-line="5"] .lv-text'), 'after 5');
+    // And the stream goes on from there.
+    fs.appendFileSync(file, 'after 7\n');
+    await page.locator('.lv-row[data-line="7"]').waitFor({ state: 'visible', timeout: 5000 });
+    assert.equal(await page.textContent('#lv-count'), '7 lines');
+    assert.equal(await page.textContent('.lv-row[data-line="7"] .lv-text'), 'after 7');
     // While the server was down the browser logged failed connections; nothing else.
+    page.problems = page.problems.filter((p) => !/net::ERR_(CONNECTION_REFUSED|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING|CONNECTION_RESET)/.test(p));
+    assertClean(page);
+  });
+
+  it('resumes the queue page’s timeline after the server restarts', async () => {
+    const q = await env.submit('admin', { branch: 'main', scenarios: ['scenarios/unit.xml'] });
+    const file = path.join(env.dataDir, 'queues', q.id, 'queue.log');
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const line = (n, text) => `2024-01-02T12:00:${String(n).padStart(2, '0')}Z ${text}\n`;
+    fs.writeFileSync(file, line(1, 'build started'));
+    const page = await open(browser, env);
+    await signIn(page, env, 'admin');
+    await page.goto(`${env.base}/#/queues/${q.id}`);
+    await page.waitForSelector('#activity .live-state.state-live');
+    const texts = () => page.locator('#activity-lines .act-text').allTextContents();
+    await until(async () => (await texts()).length === 1, 5000, 'the first timeline line');
+
+    // A line longer in bytes than in characters, and one with bytes that are not UTF-8.
+    fs.appendFileSync(file, Buffer.concat([
+      Buffer.from(line(2, 'build passed \u2713 \u00fcber')),
+      Buffer.from('2024-01-02T12:00:03Z test '), Buffer.from([0xff, 0xfe]), Buffer.from(' started\n'),
+    ]));
+    await until(async () => (await texts()).length === 3, 5000, 'three timeline lines');
+
+    const failed = page.waitForEvent('requestfailed', { predicate: (r) => r.url().includes('/api/v1/'), timeout: 20000 });
+    await env.stopApp();
+    await page.waitForSelector('#activity .live-state.state-reconnecting');
+    await failed;
+    fs.appendFileSync(file, line(4, 'test unit passed'));
+    await env.startApp();
+    await until(async () => (await texts()).length >= 4, 20000, 'the line written while the server was away');
+    fs.appendFileSync(file, line(5, 'test boot started'));
+    await until(async () => (await texts()).length >= 5, 5000, 'a line after the restart');
+    // Every line once, in order, none cut.
+    assert.deepEqual(await texts(), [
+      'build started',
+      'build passed \u2713 \u00fcber',
+      'test \uFFFD\uFFFD started',
+      'test unit passed',
+      'test boot started',
+    ]);
+    await page.waitForSelector('#activity .live-state.state-live');
     page.problems = page.problems.filter((p) => !/net::ERR_(CONNECTION_REFUSED|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING|CONNECTION_RESET)/.test(p));
     assertClean(page);
   });

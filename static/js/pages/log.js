@@ -1,5 +1,6 @@
 // The log viewer: ranged reads for what is on disk, then SSE from that byte
-// offset while the queue runs; search, jump to the first failure, follow.
+// offset while the queue runs (each event's `next_offset` is where the next
+// read or stream resumes); search, jump to the first failure, follow.
 
 import { h, icon, replace, bytes, debounce } from '../dom.js';
 import { get, request, enc, logUrl, queueEvents, isFinal } from '../api.js';
@@ -196,11 +197,13 @@ export async function render(root, ctx) {
         replace(statusSlot, statusBadge(q.status, { small: true }));
       },
       log: (chunk) => {
-        if (chunk.path !== path || chunk.offset < seen) return;
-        seen = chunk.offset + 1;
+        // Byte offsets, from the server: the text is decoded lossily, so
+        // its length says nothing about how many bytes it came from.
+        if (chunk.path !== path || chunk.next_offset <= seen) return;
+        seen = chunk.next_offset;
         if (state === 'waiting') setState('live');
         view.appendText(chunk.text);
-        size = Math.max(size, chunk.offset + chunk.text.length);
+        size = Math.max(size, chunk.next_offset);
         sizeText.textContent = bytes(size);
       },
       end: (q) => {
@@ -211,8 +214,9 @@ export async function render(root, ctx) {
       },
       error: () => setState('reconnecting'),
       reconnect: async () => {
-        view.reset();
-        const r = await readAll(0);
+        // Resume where the last event ended: what was written meanwhile is
+        // read from the file, then the stream goes on from there.
+        const r = await readAll(seen);
         seen = r.offset;
         if (r.complete) {
           setState('complete');

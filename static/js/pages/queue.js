@@ -3,7 +3,7 @@
 
 import { h, icon, replace, timeAgo, elapsed, absTime, shortSha, bytes, tick } from '../dom.js';
 import { get, post, del, request, enc, logUrl, junitUrl, queueEvents, isFinal } from '../api.js';
-import { statusBadge, pageHeader, errorPanel, loading, confirmDialog, toast, setBusy } from '../ui.js';
+import { statusBadge, pageHeader, errorPanel, loading, confirmDialog, toast, setBusy, copyText } from '../ui.js';
 
 const ACTIVITY_MAX = 400;
 const STATUS_ICONS = { passed: 'check', failed: 'x', error: 'alert', aborted: 'stop', running: 'spin', waiting: 'clock' };
@@ -84,6 +84,7 @@ export async function render(root, ctx) {
       actions.push(h('button.btn#btn-rerun', { type: 'button', dataset: { key: 'rerun' }, on: { click: rerun } }, icon('redo'), 'Rerun'));
     } else {
       const qs = new URLSearchParams({ branch: q.branch, repo: q.repo, target: q.target, scenarios: q.tasks.map((t) => t.scenario).join(',') });
+      if (q.commit) qs.set('commit', q.commit);
       actions.push(h('a.btn#btn-similar', { href: `#/submit?${qs}`, dataset: { key: 'similar' } }, icon('redo'), 'Submit similar'));
     }
     if (may && (q.status === 'waiting' || q.status === 'running')) {
@@ -94,7 +95,9 @@ export async function render(root, ctx) {
     }
     replace(header, pageHeader(h('span.q-title', h('span.mono#queue-id', q.id), statusBadge(q.status)), {
       crumbs: [h('a', { href: '#/queues' }, 'Queues'), h('span', { attrs: { 'aria-current': 'page' } }, q.id)],
-      subtitle: h('span', h('span.mono', q.branch), ' on ', h('span', q.repo), ' · ', q.target, ' · by ', h('strong', q.owner)),
+      subtitle: h('span', h('span.mono', q.branch),
+        q.commit ? [' @ ', h('span.mono', { title: q.commit }, shortSha(q.commit))] : null,
+        ' on ', h('span', q.repo), ' · ', q.target, ' · by ', h('strong', q.owner)),
       actions,
     }));
   };
@@ -143,7 +146,7 @@ export async function render(root, ctx) {
       h('dl.meta-list',
         row('Repository', q.repo),
         row('Branch', h('span.mono.break', q.branch)),
-        row('Commit', q.commit ? h('code.commit', { title: q.commit }, shortSha(q.commit)) : h('span.muted', 'not resolved yet')),
+        row('Commit', q.commit ? commitLine(q.commit) : h('span.muted', 'the branch’s tip when it runs')),
         row('Target', q.target),
         row('Owner', q.owner),
         row('Worker', q.worker || h('span.muted', '—')),
@@ -155,6 +158,20 @@ export async function render(root, ctx) {
         row('Finished', timeAgo(q.finished_at)),
         row('Duration', elapsed(q.started_at, q.finished_at))));
   };
+
+  // The pinned commit: short, with the full id on hover and a copy button.
+  const commitLine = (sha) => h('span.commit-line',
+    h('code.commit#queue-commit', { title: sha, dataset: { sha } }, shortSha(sha)),
+    h('button.icon-btn#copy-commit', {
+      type: 'button', title: 'Copy the full commit id', dataset: { key: 'copy-commit' },
+      attrs: { 'aria-label': `Copy commit ${sha}` },
+      on: {
+        click: async () => {
+          const ok = await copyText(sha);
+          toast(ok ? `Copied ${sha}` : `Commit ${sha}`);
+        },
+      },
+    }, icon('copy')));
 
   const logFor = (task, testName) => {
     const base = testName.split('/')[0];
@@ -265,9 +282,17 @@ export async function render(root, ctx) {
     }
   };
 
+  // Someone deleted the queue while we watched.
+  const showDeleted = () => replace(root,
+    pageHeader('Queue deleted', { crumbs: [h('a', { href: '#/queues' }, 'Queues'), h('span', id)] }),
+    h('div.panel.glass#queue-deleted', { attrs: { role: 'status' } }, h('p', `Queue ${id} was deleted.`),
+      h('p', h('a.btn', { href: '#/queues' }, 'Back to the queues'))));
+
+  // The timeline over SSE. `offset` is the byte offset after the last event
+  // (its `next_offset`), where a new connection resumes: nothing is read
+  // twice or missed, even when the text was decoded lossily.
   const follow = () => {
     let offset = 0;
-    let lastSize = 0;
     setLive('live');
     events = queueEvents(id, { path: 'queue.log', offset: 0 }, {
       open: () => setLive('live'),
@@ -281,21 +306,16 @@ export async function render(root, ctx) {
         }
       },
       log: (chunk) => {
-        if (chunk.path !== 'queue.log' || chunk.offset < offset) return;
+        if (chunk.path !== 'queue.log' || chunk.next_offset <= offset) return;
         addActivity(chunk.text);
-        offset = chunk.offset + 1;
+        offset = chunk.next_offset;
         // A new line in the timeline often means a new log file (a test started).
         if (/ started/.test(chunk.text)) refreshLogsSoon();
-        lastSize = chunk.offset;
       },
       end: async (q) => {
         if (!alive()) return;
         if (q && q.status === 'deleted') {
-          // Someone deleted it while we watched.
-          replace(root,
-            pageHeader('Queue deleted', { crumbs: [h('a', { href: '#/queues' }, 'Queues'), h('span', id)] }),
-            h('div.panel.glass#queue-deleted', { attrs: { role: 'status' } }, h('p', `Queue ${id} was deleted.`),
-              h('p', h('a.btn', { href: '#/queues' }, 'Back to the queues'))));
+          showDeleted();
           return;
         }
         if (activityPending) addActivity('\n');
@@ -311,24 +331,21 @@ export async function render(root, ctx) {
       },
       error: () => setLive('reconnecting'),
       reconnect: async () => {
-        // Start over: reload the queue and the whole timeline.
+        // Reload the queue, then resume the timeline where it stopped (an
+        // ended queue's stream sends the rest of the file, then `end`).
         if (!alive()) return false;
-        queue = await get(`queues/${enc(id)}`);
-        await loadLogs();
-        draw();
-        replace(activityList);
-        activityPending = '';
-        offset = 0;
-        lastSize = 0;
-        if (isFinal(queue.status)) {
-          setLive('done');
-          await loadActivityOnce();
+        try {
+          queue = await get(`queues/${enc(id)}`);
+        } catch (e) {
+          if (e.status !== 404) throw e;
+          showDeleted();
           return false;
         }
-        return { path: 'queue.log', offset: 0 };
+        await loadLogs();
+        draw();
+        return { path: 'queue.log', offset };
       },
     });
-    return lastSize;
   };
 
   // ---- actions ----
