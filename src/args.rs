@@ -55,7 +55,7 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
-    /// Run a queue again: same branch (at its tip), target and scenarios.
+    /// Run a queue again: same branch, commit, target and scenarios.
     Rerun {
         id: String,
         #[command(flatten)]
@@ -88,6 +88,10 @@ pub enum Command {
 pub struct Submit {
     /// The branch to build and test.
     pub branch: String,
+    /// Run this commit of the branch's history (a full sha or at least 7 of
+    /// its hex digits) [default: the branch's tip when submitted].
+    #[arg(long, value_name = "SHA", value_parser = parse_commit)]
+    pub commit: Option<String>,
     /// A scenario file of the repository, e.g. scenarios/unit.xml (repeat for more).
     #[arg(short, long = "scenario", value_name = "PATH", required = true)]
     pub scenarios: Vec<String>,
@@ -220,6 +224,16 @@ pub struct Login {
 }
 
 /// Seconds, or a number with a unit: `90`, `90s`, `30m`, `2h`, `1d`.
+/// A commit as the API takes it: 7 to 40 hex digits.
+pub fn parse_commit(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if (7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_owned())
+    } else {
+        Err("a commit is 7 to 40 hex digits (a full sha or its start)".into())
+    }
+}
+
 pub fn parse_duration(s: &str) -> Result<i32, String> {
     let s = s.trim();
     let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
@@ -283,5 +297,35 @@ mod tests {
         assert_eq!(s.scenarios, ["a.xml", "b.xml"]);
         assert_eq!(s.priority, Some(-5));
         assert!(s.wait.wait);
+        assert_eq!(s.commit, None);
+    }
+
+    #[test]
+    fn commits_are_7_to_40_hex_digits() {
+        let cli = Cli::try_parse_from([
+            "testarena",
+            "submit",
+            "main",
+            "-s",
+            "a.xml",
+            "--commit",
+            "AbC1234",
+        ])
+        .unwrap();
+        let Command::Submit(s) = cli.command else {
+            panic!("not submit")
+        };
+        assert_eq!(s.commit.as_deref(), Some("AbC1234"));
+        let full = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(parse_commit(full).as_deref(), Ok(full));
+        for bad in [
+            "abc123",
+            "main",
+            "HEAD~1",
+            "0123456789abcdef0123456789abcdef012345678",
+            "g123456",
+        ] {
+            assert!(parse_commit(bad).is_err(), "{bad:?}");
+        }
     }
 }

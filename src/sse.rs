@@ -2,6 +2,12 @@
 //! follower of `GET /api/v1/queues/{id}/events` that reconnects when the
 //! connection drops before `end` and never hands out a log byte twice.
 //!
+//! What was handed out is counted in bytes of the file, from each event's
+//! `offset` and `next_offset`, never from its text: the text is decoded
+//! lossily, so a log that is not UTF-8 has more (or fewer) bytes of text
+//! than of file. A follower of one file resumes at `next_offset`; one of
+//! every file gets them replayed from the start and drops what it has.
+//!
 //! The stream is read on its own thread and handed over a channel, so the
 //! caller can redraw a progress line while no event comes.
 
@@ -13,7 +19,7 @@ use std::time::Duration;
 
 use testarena_wire::api::{LogChunk, Queue};
 
-use crate::client::{Client, ClientError, enc};
+use crate::client::{Client, ClientError, enc, enc_path};
 
 /// One event as sent: its name and its (joined) data lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,15 +137,27 @@ fn follow(
     path: Option<&str>,
     emit: &mut dyn FnMut(Event) -> bool,
 ) -> Result<(), ClientError> {
-    // Per file: the bytes already handed out.
+    // Per file: the byte offset up to which it was handed out.
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut failures = 0;
     // A server that never answered is reported at once; one that did is
     // given a few tries to come back.
     let mut connected = false;
+    // The bytes of a replayed event that were only partly handed out.
+    let mut reread = |file: &str, from: u64, to: u64| -> Result<Vec<u8>, ClientError> {
+        let url = format!(
+            "/api/v1/queues/{}/logs/{}?offset={from}&limit={}",
+            enc(id),
+            enc_path(file),
+            to - from
+        );
+        let mut res = client.get_raw(&url)?;
+        client.bytes(&url, &mut res, to - from)
+    };
     loop {
         let mut url = format!("/api/v1/queues/{}/events", enc(id));
         if let Some(p) = path {
+            // Resume where the last event ended.
             let offset = seen.get(p).copied().unwrap_or(0);
             url.push_str(&format!("?path={}&offset={offset}", enc(p)));
         }
@@ -148,7 +166,7 @@ fn follow(
                 failures = 0;
                 connected = true;
                 let mut parser = Parser::new(res.into_body().into_reader());
-                match read_events(&mut parser, &mut seen, emit) {
+                match read_events(&mut parser, &mut seen, &mut reread, emit) {
                     Ok(true) => return Ok(()),
                     Ok(false) => None,
                     Err(e) => Some(ClientError::BadAnswer {
@@ -173,11 +191,16 @@ fn follow(
     }
 }
 
+/// Reads the bytes `from..to` of a file (for a replayed event that was
+/// partly handed out before).
+type Reread<'a> = dyn FnMut(&str, u64, u64) -> Result<Vec<u8>, ClientError> + 'a;
+
 /// Hands out one connection's events; true once `end` came (or nobody
 /// listens), false when the stream closed first.
 fn read_events<R: Read>(
     parser: &mut Parser<R>,
     seen: &mut HashMap<String, u64>,
+    reread: &mut Reread<'_>,
     emit: &mut dyn FnMut(Event) -> bool,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
     while let Some(raw) = parser.next_event()? {
@@ -186,8 +209,19 @@ fn read_events<R: Read>(
             "log" => {
                 let chunk: LogChunk = serde_json::from_str(&raw.data)?;
                 match fresh(seen, chunk) {
-                    Some(chunk) => Event::Log(chunk),
-                    None => continue,
+                    Fresh::Seen => continue,
+                    Fresh::New(chunk) => Event::Log(chunk),
+                    Fresh::Partly { path, from, to } => {
+                        let bytes = reread(&path, from, to)?;
+                        let next_offset = from + bytes.len() as u64;
+                        seen.insert(path.clone(), next_offset);
+                        Event::Log(LogChunk {
+                            path,
+                            offset: from,
+                            next_offset,
+                            text: String::from_utf8_lossy(&bytes).into_owned(),
+                        })
+                    }
                 }
             }
             "end" => {
@@ -209,25 +243,47 @@ fn read_events<R: Read>(
     Ok(false)
 }
 
-/// The part of `chunk` not handed out yet (a reconnection replays files
-/// from the start), recording what is handed out now.
-fn fresh(seen: &mut HashMap<String, u64>, mut chunk: LogChunk) -> Option<LogChunk> {
+/// What is new in a `log` event.
+#[derive(Debug, PartialEq, Eq)]
+enum Fresh {
+    /// Every byte of it was handed out already (a replay).
+    Seen,
+    /// Bytes not handed out yet: all of the event, or its tail when the
+    /// tail could be cut from the text exactly (recorded as handed out).
+    New(LogChunk),
+    /// Its bytes `from..to` are new, but where they start in the text cannot
+    /// be told (it was decoded lossily): read them from the file.
+    Partly { path: String, from: u64, to: u64 },
+}
+
+/// The part of `chunk` not handed out yet, by byte offsets (a reconnection
+/// replays files from the start), recording what is handed out now.
+fn fresh(seen: &mut HashMap<String, u64>, mut chunk: LogChunk) -> Fresh {
     let done = seen.entry(chunk.path.clone()).or_insert(0);
-    let end = chunk.offset + chunk.text.len() as u64;
-    if end <= *done {
-        return None;
+    if chunk.next_offset <= *done {
+        return Fresh::Seen;
     }
     if chunk.offset < *done {
-        let skip = usize::try_from(*done - chunk.offset).unwrap_or(usize::MAX);
-        let mut cut = skip.min(chunk.text.len());
-        while !chunk.text.is_char_boundary(cut) {
-            cut += 1;
-        }
+        let skip = *done - chunk.offset;
+        // The text is the bytes themselves only when nothing was replaced:
+        // then the offsets of one are those of the other.
+        let exact = !chunk.text.contains(char::REPLACEMENT_CHARACTER)
+            && chunk.text.len() as u64 == chunk.next_offset - chunk.offset;
+        let cut = usize::try_from(skip)
+            .ok()
+            .filter(|&c| exact && chunk.text.is_char_boundary(c));
+        let Some(cut) = cut else {
+            return Fresh::Partly {
+                path: chunk.path,
+                from: *done,
+                to: chunk.next_offset,
+            };
+        };
         chunk.text.drain(..cut);
         chunk.offset = *done;
     }
-    *done = end;
-    Some(chunk)
+    *done = chunk.next_offset;
+    Fresh::New(chunk)
 }
 
 #[cfg(test)]
@@ -276,14 +332,106 @@ mod tests {
         }
     }
 
+    /// An event as the server makes it: the bytes' offsets, their text lossily.
+    fn lossy(path: &str, offset: u64, bytes: &[u8]) -> LogChunk {
+        LogChunk {
+            path: path.into(),
+            offset,
+            next_offset: offset + bytes.len() as u64,
+            text: String::from_utf8_lossy(bytes).into_owned(),
+        }
+    }
+
+    fn text(f: Fresh) -> (u64, u64, String) {
+        match f {
+            Fresh::New(c) => (c.offset, c.next_offset, c.text),
+            other => panic!("not new: {other:?}"),
+        }
+    }
+
     #[test]
     fn replayed_log_bytes_are_dropped() {
         let mut seen = HashMap::new();
-        assert!(fresh(&mut seen, chunk("a.log", 0, "one\ntwo\n")).is_some());
-        assert!(fresh(&mut seen, chunk("a.log", 0, "one\n")).is_none());
-        let partial = fresh(&mut seen, chunk("a.log", 4, "two\nthree\n")).unwrap();
-        assert_eq!((partial.offset, partial.text.as_str()), (8, "three\n"));
-        assert!(fresh(&mut seen, chunk("b.log", 0, "other\n")).is_some());
+        assert!(matches!(
+            fresh(&mut seen, chunk("a.log", 0, "one\ntwo\n")),
+            Fresh::New(_)
+        ));
+        assert_eq!(fresh(&mut seen, chunk("a.log", 0, "one\n")), Fresh::Seen);
+        let partial = text(fresh(&mut seen, chunk("a.log", 4, "two\nthree\n")));
+        assert_eq!(partial, (8, 14, "three\n".into()));
+        assert!(matches!(
+            fresh(&mut seen, chunk("b.log", 0, "other\n")),
+            Fresh::New(_)
+        ));
+        assert_eq!(seen["a.log"], 14);
+    }
+
+    #[test]
+    fn offsets_are_bytes_of_the_file_not_of_the_text() {
+        // Three bytes that are not UTF-8 and a newline: nine bytes of text.
+        let bad = [0xff, 0xfe, 0xc3, b'\n'];
+        let first = lossy("a.log", 0, &bad);
+        assert!(first.text.len() > 4, "the text is longer than its bytes");
+        let mut seen = HashMap::new();
+        assert_eq!(
+            text(fresh(&mut seen, first.clone())),
+            (0, 4, first.text.clone())
+        );
+        assert_eq!(
+            seen["a.log"], 4,
+            "resume at next_offset, not at the text's length"
+        );
+        // The next event starts where the last one ended: all of it is new.
+        let next = text(fresh(&mut seen, lossy("a.log", 4, b"abc\n")));
+        assert_eq!(next, (4, 8, "abc\n".into()));
+        // A replay of the first event after a reconnection is dropped whole.
+        assert_eq!(fresh(&mut seen, first), Fresh::Seen);
+        // Multi-byte characters: fewer chars than bytes, cut exactly.
+        let mut seen = HashMap::from([("u.log".to_owned(), 6)]);
+        let replay = lossy("u.log", 0, "\u{e9}t\u{e9}\n\u{2713}\n".as_bytes());
+        assert_eq!(text(fresh(&mut seen, replay)), (6, 10, "\u{2713}\n".into()));
+    }
+
+    #[test]
+    fn a_lossy_replay_that_was_partly_handed_out_is_read_again() {
+        // Handed out before the drop: the first line (4 bytes). The replay
+        // joins it with the next line in one event whose text cannot be cut
+        // by bytes: the new bytes are read from the file.
+        let file = [0xff, 0xfe, 0xc3, b'\n', b'o', b'k', 0xff, b'\n'];
+        let mut seen = HashMap::from([("a.log".to_owned(), 4)]);
+        assert_eq!(
+            fresh(&mut seen, lossy("a.log", 0, &file)),
+            Fresh::Partly {
+                path: "a.log".into(),
+                from: 4,
+                to: 8
+            }
+        );
+        let stream = format!(
+            "event: log\ndata: {}\n\nevent: end\ndata: {{\"status\":\"deleted\"}}\n\n",
+            serde_json::to_string(&lossy("a.log", 0, &file)).unwrap()
+        );
+        let mut parser = Parser::new(stream.as_bytes());
+        let mut asked = Vec::new();
+        let mut reread = |path: &str, from: u64, to: u64| {
+            asked.push((path.to_owned(), from, to));
+            Ok(file[from as usize..to as usize].to_vec())
+        };
+        let mut got = Vec::new();
+        read_events(&mut parser, &mut seen, &mut reread, &mut |e| {
+            got.push(e);
+            true
+        })
+        .unwrap();
+        assert_eq!(asked, [("a.log".to_owned(), 4, 8)]);
+        let Some(Event::Log(c)) = got.first() else {
+            panic!("no log event: {got:?}")
+        };
+        assert_eq!(
+            (c.offset, c.next_offset, c.text.as_str()),
+            (4, 8, "ok\u{fffd}\n")
+        );
+        assert_eq!(seen["a.log"], 8);
     }
 
     #[test]
@@ -291,7 +439,10 @@ mod tests {
         let text = "event: end\ndata: {\"status\":\"deleted\"}\n\nevent: log\ndata: {}\n\n";
         let mut parser = Parser::new(text.as_bytes());
         let mut got = Vec::new();
-        let ended = read_events(&mut parser, &mut HashMap::new(), &mut |e| {
+        let mut reread = |_: &str, _: u64, _: u64| -> Result<Vec<u8>, ClientError> {
+            panic!("nothing to read again")
+        };
+        let ended = read_events(&mut parser, &mut HashMap::new(), &mut reread, &mut |e| {
             got.push(e);
             true
         })

@@ -17,6 +17,7 @@ fn queue_path(id: &str) -> String {
 pub fn submit(ctx: &mut Ctx, args: Submit) -> Result<Exit> {
     let body = CreateQueue {
         branch: args.branch,
+        commit: args.commit,
         scenarios: Some(args.scenarios),
         repo: args.repo,
         target: args.target,
@@ -35,9 +36,14 @@ fn started(ctx: &mut Ctx, queue: Queue, wait: bool) -> Result<Exit> {
         if !ctx.out.json {
             writeln!(
                 ctx.out,
-                "queue {} submitted: {} on {} ({} task{})",
+                "queue {} submitted: {}{} on {} ({} task{})",
                 ctx.out.bold(&queue.id),
                 queue.branch,
+                queue
+                    .commit
+                    .as_deref()
+                    .map(|c| format!(" @ {}", view::short_sha(c)))
+                    .unwrap_or_default(),
                 queue.target,
                 queue.tasks.len(),
                 if queue.tasks.len() == 1 { "" } else { "s" }

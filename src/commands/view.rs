@@ -28,10 +28,9 @@ pub fn counts(q: &Queue) -> String {
     format!("{p} passed, {f} failed, {s} skipped")
 }
 
-fn short_commit(q: &Queue) -> &str {
-    q.commit
-        .as_deref()
-        .map_or("-", |c| c.get(..10).unwrap_or(c))
+/// A commit's first 10 hex digits, as the dashboard shows it.
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..10).unwrap_or(sha)
 }
 
 /// The queues of a list, one per line.
@@ -76,14 +75,13 @@ pub fn queue_detail(out: &mut Out, q: &Queue) -> Result<()> {
         field(out, "queue"),
         out.bold(&q.id)
     )?;
-    writeln!(
-        out,
-        "{}{} {} @ {}",
-        field(out, "branch"),
-        q.repo,
-        q.branch,
-        short_commit(q)
-    )?;
+    writeln!(out, "{}{} {}", field(out, "branch"), q.repo, q.branch)?;
+    // In full: the commit is what a reader copies to reproduce the run.
+    let commit = q
+        .commit
+        .as_deref()
+        .unwrap_or("- (the branch's tip when it runs)");
+    writeln!(out, "{}{commit}", field(out, "commit"))?;
     let timeout = q.timeout_s.map_or("default".into(), |s| format!("{s}s"));
     writeln!(
         out,
