@@ -11,11 +11,19 @@
 //! change the WAL file does not show, another journal mode, a database on
 //! a filesystem whose times are coarse).
 //!
+//! Slots: a queue runs in a slot leased from the worker's
+//! [`SlotPool`], which keeps its checkouts (`work/<worker_id>/<slot>/`); the
+//! slot is given back once the queue's end is recorded, and a claim
+//! prefers a free slot that holds the queue's repository already.
+//!
 //! Recovery runs at start and on every heartbeat: a running queue whose
 //! worker went silent for `lost_after_s`, or that this worker id ran before
 //! this start, becomes `error` "worker lost", and what is left of its
 //! processes here is killed (its recorded process group, if that group
-//! still belongs to it, and every process carrying its queue id).
+//! still belongs to it, and every process carrying its queue id); its
+//! `junit.xml` is written by the same [`workspace::end_queue`] as a queue's
+//! own end. At start, the build directories of this worker's slots are
+//! removed (a run before a crash left them).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +34,6 @@ use std::time::{Duration, SystemTime};
 use chrono::NaiveDateTime;
 use testarena_domain::config::Config;
 use testarena_domain::db as domain_db;
-use testarena_domain::junit;
 use testarena_domain::models::QueueRow;
 use testarena_domain::paths::Home;
 use testarena_domain::status::Status;
@@ -40,6 +47,7 @@ use crate::logfile::Timeline;
 use crate::process;
 use crate::runner::{self, Context};
 use crate::supervise::shutting_down;
+use crate::workspace::{self, SlotPool};
 use crate::{Error, Result};
 
 /// Time kept for the last bookkeeping after the grace period, out of the
@@ -92,12 +100,15 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         .run(move |c| store::register_worker(c, &id, w.slots, version, std::process::id()))
         .await?;
     tracing::info!(worker.id = %worker_id, slots = w.slots, "worker registered");
+    if !w.keep_workspace {
+        workspace::sweep_build_dirs(&ctx.home, &worker_id).await;
+    }
     recover(&ctx, me.started_at).await;
 
     let mut slots = Slots {
         running: JoinSet::new(),
         queues: HashMap::new(),
-        max: w.slots as usize,
+        pool: SlotPool::new(w.slots as usize),
     };
     let db_changed = DbWatch::start(&config.database_path());
     let mut heartbeat = tokio::time::interval(Duration::from_secs(w.heartbeat_s));
@@ -124,6 +135,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             },
             _ = poll.tick() => slots.fill(&ctx, &shutdown).await,
             () = db_changed.notified() => slots.fill(&ctx, &shutdown).await,
+            // A queue's end is recorded: its slot is free.
+            () = slots.pool.freed() => slots.fill(&ctx, &shutdown).await,
             Some(done) = slots.running.join_next_with_id() => {
                 let id = match &done {
                     Ok((id, ())) => *id,
@@ -144,24 +157,30 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     Ok(())
 }
 
-/// The queues this worker runs, each in its own task, at most `max`.
+/// The queues this worker runs, each in its own task and slot.
 struct Slots {
     running: JoinSet<()>,
     /// The queue id of each task, to record the end of one that panicked.
     queues: HashMap<tokio::task::Id, String>,
-    max: usize,
+    pool: SlotPool,
 }
 
 impl Slots {
     /// Claims waiting queues while a slot is free and starts them.
     async fn fill(&mut self, ctx: &Context, shutdown: &watch::Receiver<bool>) {
-        while self.running.len() < self.max && !*shutdown.borrow() {
-            let Some(queue) = claim(&ctx.db, &ctx.worker_id).await else {
+        while !*shutdown.borrow() {
+            // Taken before the claim, so a claimed queue always has a slot.
+            let Some(mut lease) = self.pool.take() else {
                 break;
             };
+            let Some(queue) = claim(&ctx.db, &ctx.worker_id).await else {
+                lease.unused();
+                break;
+            };
+            lease.prefer(&queue.repo);
             let (ctx, stop, queue_id) = (ctx.clone(), shutdown.clone(), queue.id.clone());
             let handle = self.running.spawn(async move {
-                runner::run_queue(&ctx, queue, stop).await;
+                runner::run_queue(&ctx, queue, lease, stop).await;
             });
             self.queues.insert(handle.id(), queue_id);
         }
@@ -305,29 +324,26 @@ async fn recover(ctx: &Context, me_started: NaiveDateTime) {
 
 async fn clean_up_lost(ctx: &Context, queue: QueueRow) {
     tracing::warn!(worker = ?queue.worker_id, "queue lost by its worker");
-    Timeline::open(&ctx.home.queue_log(&queue.id)).line(&format!(
+    let timeline = Timeline::open(&ctx.home.queue_log(&queue.id));
+    timeline.line(&format!(
         "finished error: worker lost (recovered by worker {})",
         ctx.worker_id
     ));
     let grace = Duration::from_secs(ctx.config.worker.abort_grace_s);
-    let pgid = queue
-        .pgid
-        .filter(|pgid| process::group_belongs_to(*pgid, &queue.id));
+    let (recorded, id) = (queue.pgid, queue.id.clone());
+    let pgid =
+        db::blocking(move || Ok(recorded.filter(|pgid| process::group_belongs_to(*pgid, &id))))
+            .await
+            .unwrap_or(None);
     let left = process::stop(pgid, Some(&queue.id), grace).await;
     if !left.is_empty() {
         tracing::error!(?left, "processes of the lost queue survived SIGKILL");
     }
-    let id = queue.id.clone();
-    if let Ok(Some(detail)) = ctx.db.run(move |c| store::queue_detail(c, &id)).await {
-        let path = ctx.home.junit(&queue.id);
-        if let Err(e) = std::fs::write(&path, junit::render(&detail)) {
-            tracing::error!(error = %e, "cannot write junit.xml");
-        }
-    }
-    if !ctx.config.worker.keep_workspace {
-        let workspace = ctx.home.workspace(&queue.id);
-        if let Err(e) = db::blocking(move || runner::remove_dir(&workspace)).await {
-            tracing::warn!(error = %e, "cannot remove the lost queue's workspace");
-        }
-    }
+    // The end is recorded already (by `mark_lost`); the lost queue's tree
+    // is its slot's, cleaned by that slot's next checkout.
+    let flushed = async {
+        timeline.flush().await;
+        true
+    };
+    workspace::end_queue(&ctx.home, &ctx.db, &queue.id, None, None, flushed).await;
 }

@@ -6,10 +6,12 @@
 //! Modules, from the bottom up:
 //! - [`process`]: children in their own process group that die with the
 //!   worker, and killing a group for sure;
-//! - [`logfile`]: append-only logs written line by line, the queue timeline,
-//!   the HTML rendering of a test log;
+//! - [`logfile`]: append-only logs and the queue timeline, each written by
+//!   its own writer off the async executor;
 //! - [`matcher`]: the pure streaming matcher of `<boot/>` tests;
-//! - [`db`]: the one helper that runs blocking store and git calls;
+//! - [`db`]: the one helper that runs blocking store, git and file calls;
+//! - [`workspace`]: the slots and their checkouts, and the end of a queue's
+//!   files (build directory, `junit.xml`);
 //! - [`supervise`]: runs one child under every deadline and the abort poll;
 //! - [`runner`] and [`testrun`]: one queue, from checkout to verdict;
 //! - [`daemon`]: registration, heartbeat, recovery, the claim loop, shutdown.
@@ -26,6 +28,7 @@ pub mod process;
 pub mod runner;
 pub mod supervise;
 pub mod testrun;
+pub mod workspace;
 
 use std::path::PathBuf;
 

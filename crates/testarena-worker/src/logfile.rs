@@ -1,109 +1,235 @@
-//! Log files under `queues/<queue_id>/` (DESIGN section 3).
+//! Log files under `queues/<queue_id>/` (DESIGN section 3), written off the
+//! async executor.
 //!
-//! Output is appended as it arrives, piece by piece (each piece ends at a
-//! newline or holds the rest of one read), through an unbuffered file, so a
-//! reader of the log sees every line as soon as the child printed it. Bytes
-//! are written as they came: output that is not UTF-8 stays as it is on disk
-//! and is only shown lossily (the HTML rendering). The queue timeline is one
-//! line per event with an RFC 3339 UTC timestamp.
+//! Each open log has a writer on tokio's blocking pool that owns the file.
+//! The async side hands it pieces of output through a bounded channel (a
+//! child that floods then waits on its pipe instead of filling the worker's
+//! memory); the writer appends what has arrived with one write to an
+//! unbuffered file, so a reader of the log sees each line moments after the
+//! child printed it, and a flood costs one system call per batch rather
+//! than per line. Bytes are written as they came: output that is not UTF-8
+//! stays as it is on disk and is only shown lossily. [`LogFile::close`]
+//! returns once every byte is on disk, or the error that stopped the writer
+//! (a full disk ends the queue with it).
 //!
-//! Writes go straight to a local file from async code: an append of a few
-//! bytes to the page cache does not block in any way that matters, and a
-//! thread hop per line would make a 50,000-line flood crawl.
+//! The queue timeline is one line per event with an RFC 3339 UTC timestamp
+//! taken when the event happens; its writer never stops the queue: a line
+//! that cannot be written is dropped (the first failure is logged) and the
+//! next one tried, and [`Timeline::flush`] waits for the lines sent before.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{SecondsFormat, Utc};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::{Error, Result};
 
-/// Bytes read at once when rendering a log as HTML.
-const HTML_CHUNK: usize = 64 * 1024;
+/// Pieces of output queued for a log's writer.
+const PIECES_QUEUED: usize = 64;
+/// Most bytes gathered into one write.
+const BATCH: usize = 256 * 1024;
 
-/// A log file opened for appending.
+/// Opens `path` for appending, creating it and its directories.
+fn open_append(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// A log file opened for appending, written by its own writer.
 #[derive(Debug)]
 pub struct LogFile {
-    file: File,
     path: PathBuf,
+    tx: Option<mpsc::Sender<Vec<u8>>>,
+    writer: Option<JoinHandle<io::Result<()>>>,
+    /// Why the writer stopped, once known (kind and message: io::Error is
+    /// not Clone).
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl LogFile {
-    /// Opens `path` for appending, creating it and its directories.
-    pub fn append(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    /// Opens `path` for appending, creating it and its directories, and
+    /// starts its writer.
+    pub async fn append(path: &Path) -> Result<Self> {
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(PIECES_QUEUED);
+        let (opened_tx, opened) = oneshot::channel();
+        let owned = path.to_owned();
+        let span = tracing::Span::current();
+        let writer = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut file = match open_append(&owned) {
+                Ok(file) => {
+                    let _ = opened_tx.send(Ok(()));
+                    file
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                    return Ok(());
+                }
+            };
+            let mut batch = Vec::new();
+            while let Some(piece) = rx.blocking_recv() {
+                batch.clear();
+                batch.extend_from_slice(&piece);
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(more) => batch.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                file.write_all(&batch)?;
+            }
+            Ok(())
+        });
+        match opened.await {
+            Ok(Ok(())) => Ok(Self {
+                path: path.to_owned(),
+                tx: Some(tx),
+                writer: Some(writer),
+                failed: None,
+            }),
+            Ok(Err(e)) => Err(Error::io(path, e)),
+            Err(_) => Err(Error::Join("the log writer ended before opening".into())),
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        Ok(Self {
-            file,
-            path: path.to_owned(),
-        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends `bytes` as they are; they reach the file before this returns.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all(bytes)
-            .map_err(|e| Error::io(&self.path, e))
+    /// Hands `bytes` to the writer. An error the writer met meanwhile (a
+    /// full disk) is returned here, or by [`LogFile::close`].
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(bytes.to_vec()).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(self.stopped().await)
+        }
     }
+
+    /// Waits until every byte handed over is written; returns the writer's
+    /// error if it stopped. Later writes fail.
+    pub async fn close(&mut self) -> Result<()> {
+        self.tx = None;
+        if self.failed.is_some() {
+            return Err(self.failure());
+        }
+        match self.writer.take() {
+            Some(writer) => self.join(writer).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The error that stopped the writer.
+    async fn stopped(&mut self) -> Error {
+        self.tx = None;
+        if let Some(writer) = self.writer.take() {
+            match self.join(writer).await {
+                Err(e) => return e,
+                Ok(()) => self.failed = Some((io::ErrorKind::Other, "the log is closed".into())),
+            }
+        }
+        self.failure()
+    }
+
+    async fn join(&mut self, writer: JoinHandle<io::Result<()>>) -> Result<()> {
+        match writer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.failed = Some((e.kind(), e.to_string()));
+                Err(Error::io(&self.path, e))
+            }
+            Err(e) => Err(Error::Join(e.to_string())),
+        }
+    }
+
+    fn failure(&self) -> Error {
+        let (kind, message) = self
+            .failed
+            .clone()
+            .unwrap_or((io::ErrorKind::Other, "the log writer stopped".into()));
+        Error::io(&self.path, io::Error::new(kind, message))
+    }
+}
+
+/// What the timeline's writer is asked to do.
+#[derive(Debug)]
+enum TimelineOp {
+    Line(Vec<u8>),
+    Flush(oneshot::Sender<()>),
 }
 
 /// `queue.log`: the worker's timeline of one queue.
 #[derive(Debug)]
 pub struct Timeline {
-    path: PathBuf,
-    log: Option<LogFile>,
-    /// A write failed and was logged; later failures are not.
-    failing: bool,
+    tx: mpsc::UnboundedSender<TimelineOp>,
 }
 
 impl Timeline {
-    /// Opens the timeline. A timeline that cannot be written must not stop
-    /// the queue: the first failure is logged, and each later line tries
-    /// again (a full disk may have been freed meanwhile).
+    /// Starts the timeline's writer. A timeline that cannot be written must
+    /// not stop the queue: the first failure is logged, and each later line
+    /// tries again (a full disk may have been freed meanwhile).
     pub fn open(path: &Path) -> Self {
-        let mut timeline = Self {
-            path: path.to_owned(),
-            log: None,
-            failing: false,
-        };
-        timeline.log = timeline.reopen();
-        timeline
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let path = path.to_owned();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut file: Option<File> = None;
+            let mut failing = false;
+            while let Some(op) = rx.blocking_recv() {
+                let line = match op {
+                    TimelineOp::Line(line) => line,
+                    TimelineOp::Flush(done) => {
+                        let _ = done.send(());
+                        continue;
+                    }
+                };
+                let written = match &mut file {
+                    Some(f) => f.write_all(&line),
+                    None => open_append(&path).and_then(|mut f| {
+                        let written = f.write_all(&line);
+                        file = Some(f);
+                        written
+                    }),
+                };
+                match written {
+                    Ok(()) => failing = false,
+                    Err(e) => {
+                        if !failing {
+                            tracing::error!(error = %e, path = %path.display(), "cannot write the queue timeline");
+                            failing = true;
+                        }
+                        // Opened again for the next line.
+                        file = None;
+                    }
+                }
+            }
+        });
+        Self { tx }
     }
 
-    fn reopen(&mut self) -> Option<LogFile> {
-        LogFile::append(&self.path)
-            .inspect_err(|e| self.failed(e, "cannot open the queue timeline"))
-            .ok()
-    }
-
-    fn failed(&mut self, e: &Error, what: &str) {
-        if !self.failing {
-            tracing::error!(error = %e, "{what}");
-            self.failing = true;
-        }
-    }
-
-    /// Appends `<RFC 3339 time> <text>`.
-    pub fn line(&mut self, text: &str) {
-        if self.log.is_none() {
-            self.log = self.reopen();
-        }
-        let Some(log) = &mut self.log else { return };
+    /// Appends `<RFC 3339 time> <text>`, the time being now; never waits.
+    pub fn line(&self, text: &str) {
         let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        match log.write(format!("{at} {text}\n").as_bytes()) {
-            Ok(()) => self.failing = false,
-            Err(e) => self.failed(&e, "cannot write the queue timeline"),
+        let _ = self
+            .tx
+            .send(TimelineOp::Line(format!("{at} {text}\n").into_bytes()));
+    }
+
+    /// Waits until every line given before is written (or dropped).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(TimelineOp::Flush(done)).is_ok() {
+            let _ = wait.await;
         }
     }
 }
@@ -128,116 +254,76 @@ pub(crate) fn incomplete_tail_len(bytes: &[u8]) -> usize {
     0
 }
 
-/// The test log at `log` rendered as a standalone HTML page with its
-/// verdict, written to `html`. Reads and writes in chunks, so a log of any
-/// size is rendered in bounded memory.
-pub fn write_html(
-    log: &Path,
-    html: &Path,
-    title: &str,
-    verdict: &str,
-    message: Option<&str>,
-) -> Result<()> {
-    let out = File::create(html).map_err(|e| Error::io(html, e))?;
-    let mut out = BufWriter::new(out);
-    let io = |e| Error::io(html, e);
-    let class = match verdict {
-        "passed" => "passed",
-        "skipped" => "skipped",
-        _ => "failed",
-    };
-    write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>{title} – {verdict}</title>\n<style>\n\
-         body {{ font-family: sans-serif; margin: 1em; }}\n\
-         .verdict {{ padding: .4em .8em; border-radius: 4px; display: inline-block; }}\n\
-         .passed {{ background: #d4f7d4; }} .failed {{ background: #fbd4d4; }} \
-         .skipped {{ background: #eee; }}\n\
-         pre {{ background: #111; color: #ddd; padding: 1em; white-space: pre-wrap; \
-         word-break: break-all; }}\n</style>\n</head>\n<body>\n<h1>{title}</h1>\n\
-         <p class=\"verdict {class}\">{verdict}",
-        title = escape(title),
-        verdict = escape(verdict),
-    )
-    .map_err(io)?;
-    if let Some(message) = message {
-        write!(out, ": {}", escape(message)).map_err(io)?;
-    }
-    out.write_all(b"</p>\n<pre>").map_err(io)?;
-    if let Ok(mut input) = File::open(log) {
-        let mut buf = vec![0u8; HTML_CHUNK];
-        let mut carry = 0;
-        loop {
-            let n = input
-                .read(&mut buf[carry..])
-                .map_err(|e| Error::io(log, e))?;
-            let end = carry + n;
-            // Keep a UTF-8 sequence cut by the chunk for the next round, so
-            // it is not shown as a replacement character.
-            let keep = if n == 0 {
-                0
-            } else {
-                incomplete_tail_len(&buf[..end])
-            };
-            let text = String::from_utf8_lossy(&buf[..end - keep]);
-            out.write_all(escape(&text).as_bytes()).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            buf.copy_within(end - keep..end, 0);
-            carry = keep;
-        }
-    }
-    out.write_all(b"</pre>\n</body>\n</html>\n").map_err(io)?;
-    out.flush().map_err(io)
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn appends_bytes_as_they_are() {
+    #[tokio::test]
+    async fn appends_bytes_as_they_are() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/test.log");
-        let mut log = LogFile::append(&path).unwrap();
-        log.write(b"one\n").unwrap();
-        // Visible at once, before any flush or close.
-        assert_eq!(std::fs::read(&path).unwrap(), b"one\n");
-        log.write(b"\xff\xfe not utf-8\n").unwrap();
-        drop(log);
-        let mut log = LogFile::append(&path).unwrap();
-        log.write(b"three").unwrap();
+        let mut log = LogFile::append(&path).await.unwrap();
+        log.write(b"one\n").await.unwrap();
+        log.write(b"\xff\xfe not utf-8\n").await.unwrap();
+        log.close().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\n\xff\xfe not utf-8\n");
+        assert!(log.write(b"late").await.is_err(), "a closed log refuses");
+        let mut log = LogFile::append(&path).await.unwrap();
+        log.write(b"three").await.unwrap();
+        log.close().await.unwrap();
         assert_eq!(
             std::fs::read(&path).unwrap(),
             b"one\n\xff\xfe not utf-8\nthree"
         );
     }
 
-    #[test]
-    fn timeline_lines_have_rfc3339_times() {
+    #[tokio::test]
+    async fn a_flood_arrives_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flood.log");
+        let mut log = LogFile::append(&path).await.unwrap();
+        let mut expected = Vec::new();
+        for i in 0..20_000 {
+            let line = format!("line {i}\n");
+            expected.extend_from_slice(line.as_bytes());
+            log.write(line.as_bytes()).await.unwrap();
+        }
+        log.close().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_reported_with_the_path() {
+        // /dev/full refuses every write with ENOSPC.
+        let mut log = LogFile::append(Path::new("/dev/full")).await.unwrap();
+        let mut error = None;
+        for _ in 0..100 {
+            if let Err(e) = log.write(b"x\n").await {
+                error = Some(e);
+                break;
+            }
+        }
+        let error = match error {
+            Some(e) => e,
+            None => log.close().await.unwrap_err(),
+        };
+        match error {
+            Error::Io { path, source } => {
+                assert_eq!(path, Path::new("/dev/full"));
+                assert_eq!(source.kind(), io::ErrorKind::StorageFull);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn timeline_lines_have_rfc3339_times() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("queue.log");
-        let mut t = Timeline::open(&path);
+        let t = Timeline::open(&path);
         t.line("claimed");
         t.line("build passed");
+        t.flush().await;
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -247,6 +333,25 @@ mod tests {
             assert!(at.ends_with('Z'));
             assert_eq!(rest, what);
         }
+    }
+
+    #[tokio::test]
+    async fn a_timeline_line_that_cannot_be_written_is_dropped_and_the_next_tried() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the queue's folder should be: nothing can be written.
+        let blocker = dir.path().join("q");
+        std::fs::write(&blocker, "in the way").unwrap();
+        let t = Timeline::open(&blocker.join("queue.log"));
+        t.line("dropped");
+        t.flush().await;
+        std::fs::remove_file(&blocker).unwrap();
+        t.line("written");
+        t.flush().await;
+        let text = std::fs::read_to_string(blocker.join("queue.log")).unwrap();
+        assert!(
+            text.ends_with(" written\n") && !text.contains("dropped"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -259,37 +364,5 @@ mod tests {
         assert_eq!(incomplete_tail_len("😀".as_bytes()), 0);
         assert_eq!(incomplete_tail_len(b"\xff"), 0);
         assert_eq!(incomplete_tail_len(b""), 0);
-    }
-
-    #[test]
-    fn html_escapes_everything_and_shows_bad_bytes_lossily() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("t.log");
-        let html = dir.path().join("t.html");
-        let mut content = b"<script>alert('x')</script> & \"q\"\n\xff\xfe\n".to_vec();
-        // A multi-byte character across the renderer's chunk boundary.
-        content.resize(HTML_CHUNK - 1, b'a');
-        content.extend("é end\n".as_bytes());
-        std::fs::write(&log, &content).unwrap();
-        write_html(&log, &html, "unit <1>", "failed", Some("crash: <Guru>")).unwrap();
-        let page = std::fs::read_to_string(&html).unwrap();
-        assert!(
-            page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;")
-        );
-        assert!(!page.contains("<script>"));
-        assert!(page.contains("\u{fffd}\u{fffd}"));
-        assert!(page.contains("aé end"));
-        assert!(page.contains("<title>unit &lt;1&gt; – failed</title>"));
-        assert!(page.contains("class=\"verdict failed\">failed: crash: &lt;Guru&gt;</p>"));
-    }
-
-    #[test]
-    fn html_of_a_missing_log_is_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        let html = dir.path().join("t.html");
-        write_html(&dir.path().join("none.log"), &html, "t", "passed", None).unwrap();
-        let page = std::fs::read_to_string(&html).unwrap();
-        assert!(page.contains("<pre></pre>"));
-        assert!(page.contains("verdict passed\">passed</p>"));
     }
 }

@@ -1,8 +1,12 @@
-//! One claimed queue, from checkout to verdict: fetch and check out the
-//! branch, source the target's `env_script`, build, package, run each task's
-//! scenario, then remove the workspace, record the verdict and write
-//! `junit.xml`. Every step watches the queue's abort request, its deadline
-//! and the worker's shutdown; nothing started for a queue outlives it.
+//! One claimed queue, from checkout to verdict: fetch the mirror, move the
+//! slot's checkout of the repository to the queue's commit (the one pinned
+//! at submission; a queue stored without one resolves its branch here),
+//! source the target's `env_script`, build, package, run each task's
+//! scenario, then end the queue's files around its verdict
+//! ([`workspace::end_queue`]). Every step watches the queue's abort
+//! request, its deadline and the worker's shutdown; nothing started for a
+//! queue outlives it. File work (the env file, the scenario, the build
+//! directory) runs on the blocking pool.
 //!
 //! Verdicts (DESIGN section 4): `failed` when the code under test failed (a
 //! build, a test), `error` when the farm did (git, a missing program, a bad
@@ -17,21 +21,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testarena_domain::config::{Config, Placeholders, RepoConfig, TargetConfig};
-use testarena_domain::git::Mirror;
+use testarena_domain::git::{CheckoutOutcome, GitError, Mirror};
 use testarena_domain::models::{QueueRow, TaskRow};
-use testarena_domain::paths::Home;
+use testarena_domain::paths::{self, Confinement, Home};
 use testarena_domain::scenario::{self, MAX_SCENARIO_BYTES};
 use testarena_domain::status::Status;
-use testarena_domain::{junit, store};
+use testarena_domain::store;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
+use crate::Error;
 use crate::db::{self, Db};
 use crate::logfile::{LogFile, Timeline};
 use crate::process::{self, Spec};
 use crate::supervise::{self, Ended, Limits, Stop, Watch};
 use crate::testrun::{LogSink, TaskContext};
-use crate::{Error, Result};
+use crate::workspace::{self, BUILD_DIR, Lease};
 
 /// Pause between attempts to store a queue's end in a database that is
 /// full or busy.
@@ -53,6 +58,12 @@ struct End(Status, String);
 impl From<Error> for End {
     fn from(e: Error) -> Self {
         End(Status::Error, error_reason(&e))
+    }
+}
+
+impl From<GitError> for End {
+    fn from(e: GitError) -> Self {
+        Error::from(e).into()
     }
 }
 
@@ -87,18 +98,24 @@ impl From<Stop> for End {
 
 type Flow<T> = std::result::Result<T, End>;
 
-/// Runs a queue this worker has claimed to its end and records the result.
-/// Returns the final status and reason.
+/// Runs a queue this worker has claimed, in the slot `lease` gives it, to
+/// its end and records the result. Returns the final status and reason.
 pub async fn run_queue(
     ctx: &Context,
     queue: QueueRow,
+    lease: Lease,
     shutdown: watch::Receiver<bool>,
 ) -> (Status, String) {
-    let span = tracing::info_span!("queue", queue.id = %queue.id);
-    run(ctx, queue, shutdown).instrument(span).await
+    let span = tracing::info_span!("queue", queue.id = %queue.id, slot = lease.index());
+    run(ctx, queue, lease, shutdown).instrument(span).await
 }
 
-async fn run(ctx: &Context, queue: QueueRow, shutdown: watch::Receiver<bool>) -> (Status, String) {
+async fn run(
+    ctx: &Context,
+    queue: QueueRow,
+    lease: Lease,
+    shutdown: watch::Receiver<bool>,
+) -> (Status, String) {
     let w = &ctx.config.worker;
     let timeout_s = queue
         .timeout_s
@@ -112,35 +129,58 @@ async fn run(ctx: &Context, queue: QueueRow, shutdown: watch::Receiver<bool>) ->
         shutdown,
         grace: Duration::from_secs(w.abort_grace_s),
     };
-    let mut timeline = Timeline::open(&ctx.home.queue_log(&queue.id));
+    let timeline = Timeline::open(&ctx.home.queue_log(&queue.id));
     timeline.line(&format!(
         "claimed by worker {} (branch {}, target {}, timeout {timeout_s} s)",
         ctx.worker_id, queue.branch, queue.target
     ));
-    tracing::info!(branch = %queue.branch, "queue started");
-    let workspace = ctx.home.workspace(&queue.id);
-    let mut run = QueueRun {
-        ctx,
-        queue: &queue,
-        watch,
-        timeline,
-        build_dir: workspace.join("build"),
-        workspace,
+    tracing::info!(branch = %queue.branch, commit = ?queue.commit_sha, "queue started");
+    let (status, reason, build_dir) = match setup(ctx, &queue) {
+        Ok((repo, target)) => {
+            let workspace = ctx
+                .home
+                .workspace(&ctx.worker_id, lease.index(), &repo.name);
+            let mut run = QueueRun {
+                ctx,
+                queue: &queue,
+                watch: &watch,
+                timeline: &timeline,
+                build_dir: workspace.join(BUILD_DIR),
+                workspace,
+            };
+            let (status, reason) = match run.execute(repo, &target).await {
+                Ok(verdict) => verdict,
+                Err(End(status, reason)) => (status, reason),
+            };
+            (status, reason, Some(run.build_dir))
+        }
+        Err(End(status, reason)) => (status, reason, None),
     };
-    let (status, reason) = match run.execute().await {
-        Ok(verdict) => verdict,
-        Err(End(status, reason)) => (status, reason),
-    };
-    run.finish(status, &reason).await;
+    finish(
+        ctx, &queue.id, &watch, &timeline, build_dir, lease, status, &reason,
+    )
+    .await;
     (status, reason)
+}
+
+/// The queue's repository and target from the config.
+fn setup(ctx: &Context, queue: &QueueRow) -> Flow<(RepoConfig, TargetConfig)> {
+    let config = &ctx.config;
+    let repo = config
+        .repo(Some(&queue.repo))
+        .ok_or_else(|| Error::Config(format!("repository {:?} is not configured", queue.repo)))?;
+    let (_, target) = config
+        .target(Some(&queue.target))
+        .ok_or_else(|| Error::Config(format!("target {:?} is not configured", queue.target)))?;
+    Ok((repo.clone(), target.clone()))
 }
 
 /// The state of one queue's run.
 struct QueueRun<'a> {
     ctx: &'a Context,
     queue: &'a QueueRow,
-    watch: Watch,
-    timeline: Timeline,
+    watch: &'a Watch,
+    timeline: &'a Timeline,
     workspace: PathBuf,
     build_dir: PathBuf,
 }
@@ -150,23 +190,9 @@ impl QueueRun<'_> {
         &self.queue.id
     }
 
-    async fn execute(&mut self) -> Flow<(Status, String)> {
-        let config = &self.ctx.config;
-        let repo = config
-            .repo(Some(&self.queue.repo))
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "repository {:?} is not configured",
-                    self.queue.repo
-                ))
-            })?
-            .clone();
-        let (_, target) = config.target(Some(&self.queue.target)).ok_or_else(|| {
-            Error::Config(format!("target {:?} is not configured", self.queue.target))
-        })?;
-        let target = target.clone();
+    async fn execute(&mut self, repo: RepoConfig, target: &TargetConfig) -> Flow<(Status, String)> {
         self.checkout(repo).await?;
-        let base_env = self.target_env(&target).await?;
+        let base_env = self.target_env(target).await?;
         let build = self.placeholders().expand(&target.build);
         let image = target.image.as_ref().map(|i| self.placeholders().expand(i));
         self.step(
@@ -177,7 +203,11 @@ impl QueueRun<'_> {
         )
         .await?;
         if let Some(image) = image {
-            std::fs::create_dir_all(&self.build_dir).map_err(|e| Error::io(&self.build_dir, e))?;
+            let build_dir = self.build_dir.clone();
+            db::blocking(move || {
+                std::fs::create_dir_all(&build_dir).map_err(|e| Error::io(&build_dir, e))
+            })
+            .await?;
             self.step(
                 "image",
                 &image,
@@ -186,7 +216,7 @@ impl QueueRun<'_> {
             )
             .await?;
         }
-        self.tasks(&target, base_env.as_deref()).await
+        self.tasks(target, base_env.as_deref()).await
     }
 
     fn placeholders(&self) -> Placeholders<'_> {
@@ -201,27 +231,28 @@ impl QueueRun<'_> {
 
     /// Runs a git call off the async threads; gives up on it (it finishes
     /// in the background) if the queue must stop first.
-    async fn git<T, F>(&self, f: F) -> Flow<T>
+    async fn git<T, F>(&self, f: F) -> Flow<std::result::Result<T, GitError>>
     where
-        F: FnOnce() -> std::result::Result<T, testarena_domain::git::GitError> + Send + 'static,
+        F: FnOnce() -> std::result::Result<T, GitError> + Send + 'static,
         T: Send + 'static,
     {
         tokio::select! {
-            result = db::blocking(move || f().map_err(Error::from)) => Ok(result?),
+            result = db::blocking(move || Ok(f())) => Ok(result?),
             stop = self.watch.stopped() => Err(stop.into()),
         }
     }
 
+    /// Fetches the mirror and moves the slot's checkout to the queue's
+    /// commit: the one pinned at submission, else the branch's tip now
+    /// (a queue stored before commits were pinned), which is recorded.
     async fn checkout(&mut self, repo: RepoConfig) -> Flow<()> {
-        let workspace = self.workspace.clone();
-        db::blocking(move || remove_dir(&workspace)).await?;
         let mirror = Arc::new(Mirror::new(&self.ctx.home.git_cache(), &repo));
         let timeout = self
             .watch
             .deadline
             .saturating_duration_since(tokio::time::Instant::now());
         let m = Arc::clone(&mirror);
-        let fetched = self.git(move || m.fetch(timeout)).await?;
+        let fetched = self.git(move || m.fetch(timeout)).await??;
         self.timeline.line(&format!(
             "fetched {} in {} ms ({} bytes{})",
             repo.name,
@@ -229,18 +260,34 @@ impl QueueRun<'_> {
             fetched.received_bytes,
             if fetched.cloned { ", new mirror" } else { "" }
         ));
-        let (m, branch) = (Arc::clone(&mirror), self.queue.branch.clone());
-        let sha = self.git(move || m.resolve_branch(&branch)).await?;
-        let (id, commit) = (self.id().to_owned(), sha.clone());
-        self.ctx
-            .db
-            .run(move |c| store::set_commit(c, &id, &commit))
-            .await?;
+        let pinned = self.queue.commit_sha.clone();
+        let sha = match &pinned {
+            Some(sha) => sha.clone(),
+            None => {
+                let (m, branch) = (Arc::clone(&mirror), self.queue.branch.clone());
+                let sha = self.git(move || m.resolve_branch(&branch)).await??;
+                let (id, commit) = (self.id().to_owned(), sha.clone());
+                self.ctx
+                    .db
+                    .run(move |c| store::set_commit(c, &id, &commit))
+                    .await?;
+                sha
+            }
+        };
         self.timeline
             .line(&format!("commit {sha} ({})", self.queue.branch));
-        let (m, dest) = (mirror, self.workspace.clone());
-        self.git(move || m.checkout(&sha, &dest)).await?;
-        self.timeline.line("checked out");
+        let (m, commit, dest) = (mirror, sha.clone(), self.workspace.clone());
+        let outcome = match self.git(move || m.checkout(&commit, &dest)).await? {
+            Ok(outcome) => outcome,
+            Err(GitError::CommitNotFound { .. }) if pinned.is_some() => {
+                return Err(End(
+                    Status::Error,
+                    format!("commit {sha} is not in the repository"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.timeline.line(&checked_out(&outcome));
         Ok(())
     }
 
@@ -267,11 +314,14 @@ impl QueueRun<'_> {
         let result = self
             .step("env_script", &argv, &self.workspace.clone(), None)
             .await;
-        let env = std::fs::read(&env_file);
-        let _ = std::fs::remove_file(&env_file);
+        let env = db::blocking(move || {
+            let env = std::fs::read(&env_file).map_err(|e| Error::io(&env_file, e));
+            let _ = std::fs::remove_file(&env_file);
+            env
+        })
+        .await;
         result?;
-        let env = env.map_err(|e| Error::io(&env_file, e))?;
-        Ok(Some(parse_env(env)))
+        Ok(Some(parse_env(env?)))
     }
 
     /// Runs one build step (`env_script`, `build`, `image`) with its output
@@ -286,8 +336,9 @@ impl QueueRun<'_> {
         if let Some(stop) = self.watch.check().await {
             return Err(stop.into());
         }
-        let mut log = LogFile::append(&self.ctx.home.build_log(self.id()))?;
-        log.write(format!("$ {}\n", argv.join(" ")).as_bytes())?;
+        let mut log = LogFile::append(&self.ctx.home.build_log(self.id())).await?;
+        log.write(format!("$ {}\n", argv.join(" ")).as_bytes())
+            .await?;
         self.timeline.line(&format!("{what} started"));
         let started = Instant::now();
         let spec = Spec {
@@ -300,7 +351,8 @@ impl QueueRun<'_> {
         };
         let child = process::spawn(&spec).map_err(|e| End(Status::Error, e.to_string()))?;
         let mut sink = LogSink { log };
-        let ended = supervise::supervise(&self.watch, child, Limits::default(), &mut sink).await?;
+        let ended = supervise::supervise(self.watch, child, Limits::default(), &mut sink).await?;
+        sink.log.close().await?;
         let took = started.elapsed().as_secs_f64();
         match ended {
             Ended::Exited(status) if status.success() => {
@@ -399,7 +451,7 @@ impl QueueRun<'_> {
             Err(message) => return Ok((Status::Error, Some(message))),
         };
         let ctx = TaskContext {
-            watch: &self.watch,
+            watch: self.watch,
             home: &self.ctx.home,
             task_id: &task.id,
             workspace: &self.workspace,
@@ -452,91 +504,97 @@ impl QueueRun<'_> {
         });
         Ok((status, reason))
     }
+}
 
-    /// Records the verdict and cleans up: a last sweep for processes of the
-    /// queue, the workspace (first: on a full disk, the space it frees lets
-    /// the verdict be written), the verdict, `junit.xml`.
-    async fn finish(&mut self, status: Status, reason: &str) {
-        let grace = self.watch.grace;
-        let left = process::stop(None, Some(self.id()), grace).await;
-        if !left.is_empty() {
-            tracing::error!(?left, "processes of the queue survived SIGKILL");
-        }
-        if !self.ctx.config.worker.keep_workspace {
-            let workspace = self.workspace.clone();
-            if let Err(e) = db::blocking(move || remove_dir(&workspace)).await {
-                tracing::error!(error = %e, "cannot remove the workspace");
-            }
-        }
+/// Ends the queue: a last sweep for its processes, then its files around
+/// the recording of its verdict ([`workspace::end_queue`]: the build
+/// directory first, unless `keep_workspace`; the timeline's last line; the
+/// end; the slot given back; `junit.xml`).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of a run that outlive it"
+)]
+async fn finish(
+    ctx: &Context,
+    queue_id: &str,
+    watch: &Watch,
+    timeline: &Timeline,
+    build_dir: Option<PathBuf>,
+    lease: Lease,
+    status: Status,
+    reason: &str,
+) {
+    let left = process::stop(None, Some(queue_id), watch.grace).await;
+    if !left.is_empty() {
+        tracing::error!(?left, "processes of the queue survived SIGKILL");
+    }
+    let build_dir = build_dir.filter(|_| !ctx.config.worker.keep_workspace);
+    let record = async {
         let suffix = if reason.is_empty() {
             String::new()
         } else {
             format!(": {reason}")
         };
-        self.timeline.line(&format!("finished {status}{suffix}"));
-        if self.record_end(status, reason).await {
-            tracing::info!(%status, reason, "queue finished");
-        }
-        let id = self.id().to_owned();
-        match self.ctx.db.run(move |c| store::queue_detail(c, &id)).await {
-            Ok(Some(detail)) => {
-                let path = self.ctx.home.junit(self.id());
-                if let Err(e) = std::fs::write(&path, junit::render(&detail)) {
-                    tracing::error!(error = %e, path = %path.display(), "cannot write junit.xml");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "cannot read the queue for junit.xml"),
-        }
+        timeline.line(&format!("finished {status}{suffix}"));
+        timeline.flush().await;
+        record_end(ctx, queue_id, watch, status, reason).await
+    };
+    if workspace::end_queue(&ctx.home, &ctx.db, queue_id, build_dir, Some(lease), record).await {
+        tracing::info!(%status, reason, "queue finished");
     }
+}
 
-    /// Stores the queue's end. A database that is full (or stays busy) is
-    /// tried again every [`RECORD_RETRY`] until it takes the write or the
-    /// worker stops: a verdict that was never stored would leave the queue
-    /// `running` until some worker declared it lost. Returns whether it
-    /// was stored.
-    async fn record_end(&self, status: Status, reason: &str) -> bool {
-        let mut shutdown = self.watch.shutdown.clone();
-        let mut warned = false;
-        loop {
-            let (id, r) = (self.id().to_owned(), reason.to_owned());
-            match self
-                .ctx
-                .db
-                .run(move |c| store::finish_queue(c, &id, status, &r))
-                .await
-            {
-                Ok(_) => return true,
-                Err(Error::Store(
-                    e @ (store::StoreError::Full(_) | store::StoreError::Busy(_)),
-                )) => {
-                    if !warned {
-                        tracing::error!(error = %e, %status, "cannot record the queue's end yet; trying again");
-                        warned = true;
-                    }
-                }
-                // Another worker may have declared this one lost meanwhile.
-                Err(e) => {
-                    tracing::error!(error = %e, %status, "cannot record the queue's end");
-                    return false;
+/// Stores the queue's end. A database that is full (or stays busy) is
+/// tried again every [`RECORD_RETRY`] until it takes the write or the
+/// worker stops: a verdict that was never stored would leave the queue
+/// `running` until some worker declared it lost. Returns whether it was
+/// stored.
+async fn record_end(
+    ctx: &Context,
+    queue_id: &str,
+    watch: &Watch,
+    status: Status,
+    reason: &str,
+) -> bool {
+    let mut shutdown = watch.shutdown.clone();
+    let mut warned = false;
+    loop {
+        let (id, r) = (queue_id.to_owned(), reason.to_owned());
+        match ctx
+            .db
+            .run(move |c| store::finish_queue(c, &id, status, &r))
+            .await
+        {
+            Ok(_) => return true,
+            Err(Error::Store(e @ (store::StoreError::Full(_) | store::StoreError::Busy(_)))) => {
+                if !warned {
+                    tracing::error!(error = %e, %status, "cannot record the queue's end yet; trying again");
+                    warned = true;
                 }
             }
-            tokio::select! {
-                () = tokio::time::sleep(RECORD_RETRY) => {}
-                () = supervise::shutting_down(&mut shutdown) => {
-                    tracing::error!(%status, "worker stopping: the queue's end is not recorded");
-                    return false;
-                }
+            // Another worker may have declared this one lost meanwhile.
+            Err(e) => {
+                tracing::error!(error = %e, %status, "cannot record the queue's end");
+                return false;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RECORD_RETRY) => {}
+            () = supervise::shutting_down(&mut shutdown) => {
+                tracing::error!(%status, "worker stopping: the queue's end is not recorded");
+                return false;
             }
         }
     }
 }
 
-/// Removes a directory tree if it exists.
-pub(crate) fn remove_dir(path: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
-        _ => Ok(()),
+/// The timeline's line for a checkout: whether the slot's tree was moved
+/// (only what changed was written) or written whole, and why.
+fn checked_out(outcome: &CheckoutOutcome) -> String {
+    match (&outcome.remade, outcome.moved) {
+        (_, true) => "checked out (moved the slot's tree)".to_owned(),
+        (Some(why), false) => format!("checked out (tree made again: {why})"),
+        (None, false) => "checked out (new tree)".to_owned(),
     }
 }
 
@@ -544,23 +602,12 @@ pub(crate) fn remove_dir(path: &Path) -> Result<()> {
 /// file inside the checkout (a symbolic link pointing out of it) and files
 /// over the parser's limit; the message says which.
 fn read_scenario(workspace: &Path, file: &str) -> std::result::Result<Vec<u8>, String> {
-    let root = workspace
-        .canonicalize()
-        .map_err(|e| format!("{file}: cannot read the checkout: {e}"))?;
-    let real = match workspace.join(file).canonicalize() {
-        Ok(real) => real,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("{file}: not found in the checkout"));
-        }
-        Err(e) => return Err(format!("{file}: {e}")),
-    };
-    if !real.starts_with(&root) {
-        return Err(format!("{file}: leads out of the checkout"));
-    }
-    let meta = std::fs::metadata(&real).map_err(|e| format!("{file}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{file}: not a regular file"));
-    }
+    let (real, meta) = paths::confined_file(workspace, file).map_err(|e| match e {
+        Confinement::NotFound => format!("{file}: not found in the checkout"),
+        Confinement::Outside => format!("{file}: leads out of the checkout"),
+        Confinement::NotAFile => format!("{file}: not a regular file"),
+        Confinement::Io(e) => format!("{file}: {e}"),
+    })?;
     if meta.len() > MAX_SCENARIO_BYTES as u64 {
         return Err(format!(
             "{file}:1: file is {} bytes; scenario files are limited to 1 MiB",
@@ -654,6 +701,14 @@ mod tests {
         assert_eq!(
             read_scenario(&ws, "sc").unwrap_err(),
             "sc: not a regular file"
+        );
+        std::fs::write(ws.join("big.xml"), vec![b' '; MAX_SCENARIO_BYTES + 1]).unwrap();
+        assert_eq!(
+            read_scenario(&ws, "big.xml").unwrap_err(),
+            format!(
+                "big.xml:1: file is {} bytes; scenario files are limited to 1 MiB",
+                MAX_SCENARIO_BYTES + 1
+            )
         );
     }
 }

@@ -1,5 +1,6 @@
 //! One `<test>` of a scenario: a `<boot/>` (QEMU and the matcher) or a
-//! `<run>` (`sh -c` in the checkout), its log, its HTML page and its verdict.
+//! `<run>` (`sh -c` in the checkout), its log and its verdict. The log is
+//! complete on disk before the verdict is recorded.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::Result;
 use crate::db::Db;
-use crate::logfile::{self, LogFile};
+use crate::logfile::LogFile;
 use crate::matcher::{self, Event, Matcher, Verdict};
 use crate::process::{self, Spec};
 use crate::supervise::{self, Ended, Limits, Sink, Stop, Watch};
@@ -60,8 +61,8 @@ impl TaskContext<'_> {
         }
     }
 
-    /// Runs `test` of `scenario`, records it as a test case and writes its
-    /// HTML page. `Err(stop)` when the queue must stop (nothing is recorded).
+    /// Runs `test` of `scenario` and records it as a test case. `Err(stop)`
+    /// when the queue must stop (nothing is recorded).
     pub async fn run_test(
         &self,
         scenario: &Scenario,
@@ -101,18 +102,6 @@ impl TaskContext<'_> {
             message: outcome.message.clone(),
         };
         record(&self.watch.db, self.task_id, case).await?;
-        let html = self
-            .home
-            .test_html(self.queue_id(), self.task_id, &test.name);
-        let (title, verdict, message) = (
-            format!("{} / {}", self.task_id, test.name),
-            outcome.status.to_string(),
-            outcome.message.clone(),
-        );
-        crate::db::blocking(move || {
-            logfile::write_html(&log_path, &html, &title, &verdict, message.as_deref())
-        })
-        .await?;
         Ok(Ok(outcome))
     }
 
@@ -127,7 +116,7 @@ impl TaskContext<'_> {
         let mut argv = p.expand(&self.target.qemu);
         argv.extend(p.expand(&boot.qemu_args));
         let mut sink = BootSink {
-            log: LogFile::append(log_path)?,
+            log: LogFile::append(log_path).await?,
             matcher: Matcher::new(&test.name, boot, &self.target.fail_on),
             input: None,
             db: self.watch.db.clone(),
@@ -151,6 +140,7 @@ impl TaskContext<'_> {
         let start = sink.matcher.start();
         sink.handle(start).await?;
         let ended = supervise::supervise(self.watch, child, limits, &mut sink).await?;
+        sink.log.close().await?;
         if let Some(verdict) = sink.matcher.verdict() {
             return Ok(Outcome::Verdict(verdict.clone()));
         }
@@ -184,7 +174,7 @@ impl TaskContext<'_> {
             ("TESTARENA_LOG_DIR".to_owned(), path(&log_dir)),
         ]);
         let mut sink = LogSink {
-            log: LogFile::append(log_path)?,
+            log: LogFile::append(log_path).await?,
         };
         let spec = Spec {
             argv: &argv,
@@ -199,6 +189,7 @@ impl TaskContext<'_> {
             Err(e) => return Ok(Outcome::FarmError(e.to_string())),
         };
         let ended = supervise::supervise(self.watch, child, limits, &mut sink).await?;
+        sink.log.close().await?;
         Ok(match ended {
             Ended::Exited(status) if status.success() => Outcome::Verdict(Verdict::Passed),
             Ended::Exited(status) => Outcome::Verdict(Verdict::Failed(matcher::exit_code_message(
@@ -259,7 +250,7 @@ pub struct LogSink {
 
 impl Sink for LogSink {
     async fn piece(&mut self, bytes: &[u8]) -> Result<bool> {
-        self.log.write(bytes)?;
+        self.log.write(bytes).await?;
         Ok(false)
     }
 }
@@ -310,7 +301,7 @@ impl BootSink {
 
 impl Sink for BootSink {
     async fn piece(&mut self, bytes: &[u8]) -> Result<bool> {
-        self.log.write(bytes)?;
+        self.log.write(bytes).await?;
         let events = self.matcher.feed(bytes);
         self.handle(events).await
     }

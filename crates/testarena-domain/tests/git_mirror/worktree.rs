@@ -16,7 +16,12 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         for entry in std::fs::read_dir(dir).unwrap() {
             let entry = entry.unwrap();
             let path = entry.path();
-            let rel = path.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
             if rel == ".git" {
                 continue;
             }
@@ -120,7 +125,10 @@ fn a_moved_checkout_is_exactly_each_commits_tree() {
         assert_eq!((outcome.moved, outcome.remade), (true, None));
         assert_exactly(&up, &dest, commit);
     }
-    assert!(!dest.join("deleted.txt").exists(), "deleted between commits");
+    assert!(
+        !dest.join("deleted.txt").exists(),
+        "deleted between commits"
+    );
     assert!(!dest.join("build").exists() && !dest.join("main.o").exists());
     assert!(!dest.join("deps/component").exists(), "nested repository");
     assert_eq!(std::fs::read(dest.join("sub/keep.txt")).unwrap(), b"keep\n");
@@ -158,7 +166,9 @@ fn a_broken_checkout_is_removed_and_made_again() {
         ("garbage HEAD", |d| {
             std::fs::write(d.join(".git/HEAD"), "garbage").unwrap()
         }),
-        ("no .git", |d| std::fs::remove_dir_all(d.join(".git")).unwrap()),
+        ("no .git", |d| {
+            std::fs::remove_dir_all(d.join(".git")).unwrap()
+        }),
         ("foreign alternates", |d| {
             std::fs::write(d.join(".git/objects/info/alternates"), "/elsewhere\n").unwrap()
         }),
@@ -201,7 +211,10 @@ fn a_commit_the_mirror_lost_is_not_found_and_its_checkout_is_made_again() {
     git(&up.path, &["reset", "-q", "--hard", &c1]);
     let c3 = up.commit(&[("a.txt", "rewritten\n")], "c3");
     mirror.fetch(TIMEOUT).unwrap();
-    git(mirror.path(), &["reflog", "expire", "--expire=now", "--all"]);
+    git(
+        mirror.path(),
+        &["reflog", "expire", "--expire=now", "--all"],
+    );
     git(mirror.path(), &["gc", "-q", "--prune=now"]);
 
     let err = mirror.checkout(&c2, &dest).unwrap_err();

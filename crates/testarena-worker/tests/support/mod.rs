@@ -17,6 +17,7 @@ use testarena_domain::status::Status;
 use testarena_domain::store;
 use testarena_worker::db::Db;
 use testarena_worker::runner::{self, Context};
+use testarena_worker::workspace::SlotPool;
 use tokio::sync::watch;
 
 /// The grace period of every test farm, in seconds.
@@ -123,7 +124,9 @@ pub fn target(build: &[&str]) -> TargetConfig {
     }
 }
 
-pub fn git(dir: &Path, args: &[&str]) {
+/// Runs `git` in `dir` without this machine's configuration; returns its
+/// trimmed standard output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -136,6 +139,7 @@ pub fn git(dir: &Path, args: &[&str]) {
         .output()
         .unwrap();
     assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// A git repository with `files` on branch `main`.
@@ -162,6 +166,8 @@ pub struct Farm {
     pub name: String,
     pub config: Config,
     pub pool: DbPool,
+    /// The worker's one slot, leased by [`Farm::start_next`].
+    pub slots: SlotPool,
 }
 
 impl Farm {
@@ -205,6 +211,7 @@ impl Farm {
             name: name.to_owned(),
             config,
             pool,
+            slots: SlotPool::new(1),
         }
     }
 
@@ -239,12 +246,35 @@ impl Farm {
         scenarios: &[&str],
         timeout_s: Option<i32>,
     ) -> String {
+        self.store_queue(suffix, branch, None, scenarios, timeout_s)
+    }
+
+    /// Stores a waiting queue whose commit was pinned at submission (as the
+    /// app does) or not (`None`: a queue stored before commits were pinned).
+    pub fn submit_pinned(
+        &self,
+        suffix: &str,
+        branch: &str,
+        commit: Option<&str>,
+        scenarios: &[&str],
+    ) -> String {
+        self.store_queue(suffix, branch, commit, scenarios, None)
+    }
+
+    fn store_queue(
+        &self,
+        suffix: &str,
+        branch: &str,
+        commit: Option<&str>,
+        scenarios: &[&str],
+        timeout_s: Option<i32>,
+    ) -> String {
         let id = format!("{}-{}{suffix}", self.name, std::process::id());
         let queue = NewQueue {
             id: id.clone(),
             repo: "fw".to_owned(),
             branch: branch.to_owned(),
-            commit_sha: None,
+            commit_sha: commit.map(str::to_owned),
             target: "test".to_owned(),
             owner: "tester".to_owned(),
             priority: 0,
@@ -284,7 +314,8 @@ impl Farm {
             .unwrap()
             .expect("a waiting queue");
         let ctx = self.context();
-        tokio::spawn(async move { runner::run_queue(&ctx, queue, shutdown).await })
+        let lease = self.slots.take().expect("the farm's slot is free");
+        tokio::spawn(async move { runner::run_queue(&ctx, queue, lease, shutdown).await })
     }
 
     /// Claims and runs the next queue to its end.
@@ -295,6 +326,11 @@ impl Farm {
 
     pub fn queue_dir(&self, id: &str) -> PathBuf {
         self.home().queue_dir(id)
+    }
+
+    /// The checkout of the farm's repository kept by the worker's slot 0.
+    pub fn workspace(&self) -> PathBuf {
+        self.home().workspace(&self.config.worker_id(), 0, "fw")
     }
 
     pub fn read(&self, path: impl AsRef<Path>) -> String {
@@ -339,12 +375,4 @@ pub fn statuses(detail: &QueueDetail) -> (String, Option<String>, Vec<StatusReas
             .map(|(t, _)| (t.status.clone(), t.status_reason.clone()))
             .collect(),
     )
-}
-
-/// Whether a program is on `PATH`.
-pub fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v \"$1\" >/dev/null", "sh", program])
-        .status()
-        .is_ok_and(|s| s.success())
 }

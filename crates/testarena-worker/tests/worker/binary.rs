@@ -60,6 +60,10 @@ async fn a_killed_worker_restarted_marks_its_queue_lost_and_kills_the_leftovers(
     })
     .await;
     assert_eq!(farm.queue(&id).status, "running");
+    // What its build would have left: the restarted worker removes it.
+    let leftover = farm.workspace().join("build/leftover.o");
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::write(&leftover, "object").unwrap();
 
     let mut worker = start_worker(&farm, 2);
     wait_for("the queue to be marked lost", LONG, || {
@@ -81,9 +85,23 @@ async fn a_killed_worker_restarted_marks_its_queue_lost_and_kills_the_leftovers(
     for pid in orphans {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid));
     }
+    // The recovery's end of the queue's files: junit.xml, as a queue's own
+    // end, after the timeline's last line.
+    let junit = farm.queue_dir(&id).join("junit.xml");
+    wait_for("the lost queue's junit.xml", LONG, || {
+        std::fs::read_to_string(&junit)
+            .ok()
+            .filter(|xml| xml.contains("worker lost"))
+    })
+    .await;
     assert!(
         farm.read(farm.queue_dir(&id).join("queue.log"))
             .contains("worker lost")
+    );
+    assert!(!farm.workspace().join("build").exists());
+    assert!(
+        farm.workspace().join("README").is_file(),
+        "the tree is kept"
     );
     signal(&worker, Signal::SIGTERM);
     assert!(wait_exit(&mut worker, LONG).await.success());
