@@ -52,25 +52,16 @@ pub struct LogFile {
 }
 
 impl LogFile {
-    /// Opens `path` for appending, creating it and its directories, and
-    /// starts its writer.
-    pub async fn append(path: &Path) -> Result<Self> {
+    /// Starts the writer of `path`, which opens it for appending (creating
+    /// it and its directories) while the caller goes on: a file that cannot
+    /// be opened is the error of the first write or of [`LogFile::close`].
+    pub fn append(path: &Path) -> Self {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(PIECES_QUEUED);
-        let (opened_tx, opened) = oneshot::channel();
         let owned = path.to_owned();
         let span = tracing::Span::current();
         let writer = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut file = match open_append(&owned) {
-                Ok(file) => {
-                    let _ = opened_tx.send(Ok(()));
-                    file
-                }
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
-                    return Ok(());
-                }
-            };
+            let mut file = open_append(&owned)?;
             let mut batch = Vec::new();
             while let Some(piece) = rx.blocking_recv() {
                 batch.clear();
@@ -85,15 +76,11 @@ impl LogFile {
             }
             Ok(())
         });
-        match opened.await {
-            Ok(Ok(())) => Ok(Self {
-                path: path.to_owned(),
-                tx: Some(tx),
-                writer: Some(writer),
-                failed: None,
-            }),
-            Ok(Err(e)) => Err(Error::io(path, e)),
-            Err(_) => Err(Error::Join("the log writer ended before opening".into())),
+        Self {
+            path: path.to_owned(),
+            tx: Some(tx),
+            writer: Some(writer),
+            failed: None,
         }
     }
 
@@ -262,13 +249,13 @@ mod tests {
     async fn appends_bytes_as_they_are() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/test.log");
-        let mut log = LogFile::append(&path).await.unwrap();
+        let mut log = LogFile::append(&path);
         log.write(b"one\n").await.unwrap();
         log.write(b"\xff\xfe not utf-8\n").await.unwrap();
         log.close().await.unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"one\n\xff\xfe not utf-8\n");
         assert!(log.write(b"late").await.is_err(), "a closed log refuses");
-        let mut log = LogFile::append(&path).await.unwrap();
+        let mut log = LogFile::append(&path);
         log.write(b"three").await.unwrap();
         log.close().await.unwrap();
         assert_eq!(
@@ -281,7 +268,7 @@ mod tests {
     async fn a_flood_arrives_whole_and_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flood.log");
-        let mut log = LogFile::append(&path).await.unwrap();
+        let mut log = LogFile::append(&path);
         let mut expected = Vec::new();
         for i in 0..20_000 {
             let line = format!("line {i}\n");
@@ -293,9 +280,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_log_that_cannot_be_opened_fails_its_writes_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("q"), "a file, not a folder").unwrap();
+        let path = dir.path().join("q/test.log");
+        let mut log = LogFile::append(&path);
+        let error = match log.write(b"x").await {
+            Err(e) => e,
+            // The writer may not have tried to open it yet.
+            Ok(()) => log.close().await.unwrap_err(),
+        };
+        assert!(
+            matches!(&error, Error::Io { path: p, .. } if *p == path),
+            "{error:?}"
+        );
+        assert!(log.write(b"y").await.is_err());
+    }
+
+    #[tokio::test]
     async fn a_full_disk_is_reported_with_the_path() {
         // /dev/full refuses every write with ENOSPC.
-        let mut log = LogFile::append(Path::new("/dev/full")).await.unwrap();
+        let mut log = LogFile::append(Path::new("/dev/full"));
         let mut error = None;
         for _ in 0..100 {
             if let Err(e) = log.write(b"x\n").await {

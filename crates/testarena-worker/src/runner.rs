@@ -336,7 +336,7 @@ impl QueueRun<'_> {
         if let Some(stop) = self.watch.check().await {
             return Err(stop.into());
         }
-        let mut log = LogFile::append(&self.ctx.home.build_log(self.id())).await?;
+        let mut log = LogFile::append(&self.ctx.home.build_log(self.id()));
         log.write(format!("$ {}\n", argv.join(" ")).as_bytes())
             .await?;
         self.timeline.line(&format!("{what} started"));

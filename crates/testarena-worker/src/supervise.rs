@@ -163,7 +163,10 @@ pub async fn supervise<S: Sink + Send>(
     sink: &mut S,
 ) -> Result<Ended> {
     let pgid = child.pgid;
-    set_pgid(watch, pgid).await;
+    // Recorded while the child runs (a short step does not wait for the
+    // database), and awaited before the step ends, so that the next step's
+    // group is recorded after this one.
+    let recorded = tokio::spawn(set_pgid(watch.clone(), pgid));
     let mut output = process::read_output(&mut child.inner);
     let result = run(watch, &mut child, &mut output, limits, sink).await;
     sink.close_input();
@@ -174,6 +177,7 @@ pub async fn supervise<S: Sink + Send>(
     drain(&mut output, sink).await;
     // Reaped, so that no zombie is left; it is dead or dying by now.
     let _ = tokio::time::timeout(DRAIN, child.inner.wait()).await;
+    let _ = recorded.await;
     result
 }
 
@@ -191,7 +195,8 @@ async fn run<S: Sink + Send>(
         .map_or(far, |s| started + Duration::from_secs(s));
     let quiet = limits.quiet_timeout_s.map(Duration::from_secs);
     let mut last_output = started;
-    let mut poll = tokio::time::interval(ABORT_POLL);
+    // The first look is a poll period in: the caller looked just before.
+    let mut poll = tokio::time::interval_at(started + ABORT_POLL, ABORT_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = watch.shutdown.clone();
     let mut exit: Option<ExitStatus> = None;
@@ -256,7 +261,7 @@ async fn drain<S: Sink + Send>(output: &mut mpsc::Receiver<Vec<u8>>, sink: &mut 
     output.close();
 }
 
-async fn set_pgid(watch: &Watch, pgid: i32) {
+async fn set_pgid(watch: Watch, pgid: i32) {
     let id = watch.queue_id.clone();
     if let Err(e) = watch
         .db

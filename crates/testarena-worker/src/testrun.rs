@@ -116,7 +116,7 @@ impl TaskContext<'_> {
         let mut argv = p.expand(&self.target.qemu);
         argv.extend(p.expand(&boot.qemu_args));
         let mut sink = BootSink {
-            log: LogFile::append(log_path).await?,
+            log: LogFile::append(log_path),
             matcher: Matcher::new(&test.name, boot, &self.target.fail_on),
             input: None,
             db: self.watch.db.clone(),
@@ -174,7 +174,7 @@ impl TaskContext<'_> {
             ("TESTARENA_LOG_DIR".to_owned(), path(&log_dir)),
         ]);
         let mut sink = LogSink {
-            log: LogFile::append(log_path).await?,
+            log: LogFile::append(log_path),
         };
         let spec = Spec {
             argv: &argv,
