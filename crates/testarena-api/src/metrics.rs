@@ -39,35 +39,17 @@ pub fn render(farm: &Farm, counters: &Metrics) -> String {
             let _ = writeln!(out, "testarena_queues{{status=\"{status}\"}} {n}");
         }
     }
-    out.push_str(
-        "# HELP testarena_queue_duration_seconds Run time of finished queues, by status.\n",
-    );
-    out.push_str("# TYPE testarena_queue_duration_seconds summary\n");
-    for d in farm.durations.iter().filter(|d| d.kind == "queue") {
-        let _ = writeln!(
-            out,
-            "testarena_queue_duration_seconds_sum{{status=\"{}\"}} {:.3}",
-            d.status, d.sum_s
-        );
-        let _ = writeln!(
-            out,
-            "testarena_queue_duration_seconds_count{{status=\"{}\"}} {}",
-            d.status, d.count
-        );
-    }
-    out.push_str("# HELP testarena_test_duration_seconds Run time of recorded tests, by status.\n");
-    out.push_str("# TYPE testarena_test_duration_seconds summary\n");
-    for d in farm.durations.iter().filter(|d| d.kind == "test") {
-        let _ = writeln!(
-            out,
-            "testarena_test_duration_seconds_sum{{status=\"{}\"}} {:.3}",
-            d.status, d.sum_s
-        );
-        let _ = writeln!(
-            out,
-            "testarena_test_duration_seconds_count{{status=\"{}\"}} {}",
-            d.status, d.count
-        );
+    for (kind, help) in [
+        ("queue", "Run time of finished queues, by status."),
+        ("test", "Run time of recorded tests, by status."),
+    ] {
+        let name = format!("testarena_{kind}_duration_seconds");
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
+        for d in farm.durations.iter().filter(|d| d.kind == kind) {
+            let status = &d.status;
+            let _ = writeln!(out, "{name}_sum{{status=\"{status}\"}} {:.3}", d.sum_s);
+            let _ = writeln!(out, "{name}_count{{status=\"{status}\"}} {}", d.count);
+        }
     }
     out.push_str("# HELP testarena_worker_heartbeat_age_seconds Seconds since each worker's last heartbeat.\n");
     out.push_str("# TYPE testarena_worker_heartbeat_age_seconds gauge\n");
