@@ -117,12 +117,17 @@ fn move_tree(dest: &Path, objects: &Path, oid: Oid) -> Result<(), GitError> {
             message: format!("its objects come from elsewhere than {}", objects.display()),
         });
     }
+    check_out(&repo, oid)
+}
+
+/// Writes `oid`'s tree into `repo`'s working tree (forced, untracked and
+/// ignored files removed) and detaches HEAD at it.
+fn check_out(repo: &Repository, oid: Oid) -> Result<(), GitError> {
     let commit = repo.find_commit(oid).map_err(|e| git_err("checkout", &e))?;
     repo.checkout_tree(commit.as_object(), Some(&mut options()))
         .map_err(|e| git_err("checkout", &e))?;
     repo.set_head_detached(oid)
-        .map_err(|e| git_err("checkout", &e))?;
-    Ok(())
+        .map_err(|e| git_err("checkout", &e))
 }
 
 /// A new checkout of `oid` at `dest` (missing or empty), borrowing the
@@ -142,12 +147,7 @@ fn fresh_tree(dest: &Path, objects: &Path, oid: Oid) -> Result<(), GitError> {
 
     // Reopened: alternates are read when the object database is loaded.
     let repo = Repository::open(dest).map_err(|e| git_err("checkout open", &e))?;
-    let commit = repo.find_commit(oid).map_err(|e| git_err("checkout", &e))?;
-    repo.checkout_tree(commit.as_object(), Some(&mut options()))
-        .map_err(|e| git_err("checkout", &e))?;
-    repo.set_head_detached(oid)
-        .map_err(|e| git_err("checkout", &e))?;
-    Ok(())
+    check_out(&repo, oid)
 }
 
 fn alternates_path(repo: &Repository) -> PathBuf {
