@@ -56,10 +56,22 @@ pub fn id(field: &str, s: &str) -> Result<(), ValidationError> {
     check_id_like(s).map_err(|m| ValidationError::new(field, m))
 }
 
+/// The farm's own name as the owner of the queues it makes itself (health
+/// checks, queues started by a forge's push). No account has this name, so
+/// nobody signs in as it and nobody but an admin may change its queues.
+pub const SYSTEM_USER: &str = "testarena";
+
 /// Checks a username: 1 to 64 characters of `[A-Za-z0-9._-]`, starting with a
-/// letter or digit.
+/// letter or digit, and not the system user's name.
 pub fn username(field: &str, s: &str) -> Result<(), ValidationError> {
-    check_id_like(s).map_err(|m| ValidationError::new(field, m))
+    check_id_like(s).map_err(|m| ValidationError::new(field, m))?;
+    if s == SYSTEM_USER {
+        return Err(ValidationError::new(
+            field,
+            format!("{SYSTEM_USER:?} is reserved for the farm's own queues"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a password: 8 to 1024 bytes, no NUL. Anything else is allowed.
@@ -354,6 +366,7 @@ mod tests {
         assert!(username("username", "_alice").is_err());
         assert!(username("username", "al ice").is_err());
         assert!(username("username", "alice@example.com").is_err());
+        assert!(username("username", SYSTEM_USER).is_err());
     }
 
     #[test]
