@@ -13,6 +13,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    attempts (id) {
+        id -> Integer,
+        queue_id -> Text,
+        attempt -> Integer,
+        worker -> Nullable<Text>,
+        ran_on -> Nullable<Text>,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Timestamp,
+        status -> Text,
+        reason -> Nullable<Text>,
+        results -> Text,
+    }
+}
+
+diesel::table! {
     queues (seq) {
         seq -> Integer,
         id -> Text,
@@ -31,6 +46,8 @@ diesel::table! {
         worker_id -> Nullable<Text>,
         abort_reason -> Nullable<Text>,
         pgid -> Nullable<Integer>,
+        attempt -> Integer,
+        no_cache -> Bool,
     }
 }
 
@@ -87,5 +104,5 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(test_cases -> tasks (task_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    api_tokens, queues, tasks, test_cases, users, workers,
+    api_tokens, attempts, queues, tasks, test_cases, users, workers,
 );
