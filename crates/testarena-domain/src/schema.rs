@@ -28,6 +28,34 @@ diesel::table! {
 }
 
 diesel::table! {
+    boards (id) {
+        id -> Text,
+        worker_id -> Text,
+        target -> Text,
+        tags -> Text,
+        serial -> Text,
+        baud -> Integer,
+        status -> Text,
+        health -> Text,
+        queue_id -> Nullable<Text>,
+        leased_at -> Nullable<Timestamp>,
+        heartbeat_at -> Timestamp,
+        last_health_at -> Nullable<Timestamp>,
+        last_health_queue -> Nullable<Text>,
+        health_queue -> Nullable<Text>,
+        health_repo -> Nullable<Text>,
+        health_branch -> Nullable<Text>,
+        health_scenario -> Nullable<Text>,
+        health_every_h -> Nullable<Integer>,
+        note -> Text,
+        maintenance -> Bool,
+        flashes -> Integer,
+        faults -> Integer,
+        registered_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     queues (seq) {
         seq -> Integer,
         id -> Text,
@@ -46,6 +74,9 @@ diesel::table! {
         worker_id -> Nullable<Text>,
         abort_reason -> Nullable<Text>,
         pgid -> Nullable<Integer>,
+        board -> Nullable<Text>,
+        board_tags -> Nullable<Text>,
+        ran_on -> Nullable<Text>,
         attempt -> Integer,
         no_cache -> Bool,
     }
@@ -104,5 +135,5 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(test_cases -> tasks (task_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    api_tokens, attempts, queues, tasks, test_cases, users, workers,
+    api_tokens, attempts, boards, queues, tasks, test_cases, users, workers,
 );
