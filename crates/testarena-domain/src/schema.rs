@@ -56,6 +56,56 @@ diesel::table! {
 }
 
 diesel::table! {
+    deliveries (id) {
+        id -> Integer,
+        kind -> Text,
+        event -> Text,
+        queue_id -> Nullable<Text>,
+        hook_id -> Nullable<Integer>,
+        forge -> Nullable<Text>,
+        auth_env -> Nullable<Text>,
+        context -> Nullable<Text>,
+        target_url -> Text,
+        payload -> Text,
+        state -> Text,
+        attempts -> Integer,
+        last_code -> Nullable<Integer>,
+        last_answer -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        next_try_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    delivery_events (id) {
+        id -> Integer,
+        event -> Text,
+        subject -> Text,
+        status -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    hook_deliveries (id) {
+        id -> Integer,
+        repo -> Text,
+        delivery_id -> Text,
+        forge -> Text,
+        event -> Text,
+        branch -> Nullable<Text>,
+        commit_sha -> Nullable<Text>,
+        pusher -> Nullable<Text>,
+        queues -> Text,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     queues (seq) {
         seq -> Integer,
         id -> Text,
@@ -79,6 +129,7 @@ diesel::table! {
         ran_on -> Nullable<Text>,
         attempt -> Integer,
         no_cache -> Bool,
+        triggered_by -> Nullable<Text>,
     }
 }
 
@@ -132,8 +183,19 @@ diesel::table! {
 }
 
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(deliveries -> hook_deliveries (hook_id));
 diesel::joinable!(test_cases -> tasks (task_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    api_tokens, attempts, boards, queues, tasks, test_cases, users, workers,
+    api_tokens,
+    attempts,
+    boards,
+    deliveries,
+    delivery_events,
+    hook_deliveries,
+    queues,
+    tasks,
+    test_cases,
+    users,
+    workers,
 );
