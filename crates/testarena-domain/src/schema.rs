@@ -146,6 +146,7 @@ diesel::table! {
         skipped -> Integer,
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
+        only -> Nullable<Text>,
     }
 }
 
@@ -157,6 +158,30 @@ diesel::table! {
         status -> Text,
         duration_ms -> Nullable<Integer>,
         message -> Nullable<Text>,
+        repo -> Nullable<Text>,
+        scenario -> Nullable<Text>,
+        branch -> Nullable<Text>,
+        target -> Nullable<Text>,
+        commit_sha -> Nullable<Text>,
+        ran_on -> Nullable<Text>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    test_series (repo, scenario, name, branch, target) {
+        repo -> Text,
+        scenario -> Text,
+        name -> Text,
+        branch -> Text,
+        target -> Text,
+        verdicts -> Text,
+        durations -> Text,
+        last_id -> Integer,
+        last_at -> Timestamp,
+        last_status -> Text,
+        last_fail_id -> Nullable<Integer>,
+        mixed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -196,6 +221,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     queues,
     tasks,
     test_cases,
+    test_series,
     users,
     workers,
 );

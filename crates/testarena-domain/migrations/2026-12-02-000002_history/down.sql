@@ -1,0 +1,16 @@
+DROP TRIGGER IF EXISTS test_cases_deleted;
+DROP TRIGGER IF EXISTS test_cases_replaced;
+DROP TRIGGER IF EXISTS test_cases_recorded;
+DROP TABLE IF EXISTS test_series;
+DROP INDEX IF EXISTS test_cases_window;
+DROP INDEX IF EXISTS test_cases_commit;
+DROP INDEX IF EXISTS test_cases_series;
+DROP INDEX IF EXISTS test_cases_test;
+ALTER TABLE test_cases DROP COLUMN finished_at;
+ALTER TABLE test_cases DROP COLUMN ran_on;
+ALTER TABLE test_cases DROP COLUMN commit_sha;
+ALTER TABLE test_cases DROP COLUMN target;
+ALTER TABLE test_cases DROP COLUMN branch;
+ALTER TABLE test_cases DROP COLUMN scenario;
+ALTER TABLE test_cases DROP COLUMN repo;
+ALTER TABLE tasks DROP COLUMN only;
