@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 pub use testarena_wire::api::*;
 
-use crate::models::{QueueDetail, QueueRow, TaskRow, TestCaseRow, TokenRow, UserRow, WorkerRow};
+use crate::models::{AttemptRow, QueueDetail, QueueRow, TaskRow, TestCaseRow, TokenRow, UserRow, WorkerRow};
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
@@ -18,6 +18,10 @@ impl From<&TestCaseRow> for TestResult {
             status: row.status(),
             duration_ms: row.duration_ms,
             message: row.message.clone(),
+            // Filled by the history store when a queue's detail is read.
+            known_flaky: false,
+            new_failure: false,
+            baseline_ms: None,
         }
     }
 }
@@ -36,6 +40,7 @@ pub fn task(task: &TaskRow, cases: &[TestCaseRow]) -> Task {
         started_at: task.started_at.map(utc),
         finished_at: task.finished_at.map(utc),
         tests: cases.iter().map(TestResult::from).collect(),
+        only: task.only(),
     }
 }
 
@@ -60,13 +65,37 @@ pub fn queue<'a>(
         finished_at: q.finished_at.map(utc),
         position: None,
         worker: q.worker_id.clone(),
+        board: q.board.clone(),
+        board_tags: crate::store::boards::split_tags(q.board_tags.as_deref()),
+        ran_on: q.ran_on.clone(),
+        waiting_for: None,
+        attempt: q.attempt,
+        attempts: Vec::new(),
+        no_cache: q.no_cache,
+        triggered_by: q.triggered_by.clone(),
         tasks: tasks.into_iter().map(|(t, cases)| task(t, cases)).collect(),
     }
 }
 
 impl From<&QueueDetail> for Queue {
     fn from(d: &QueueDetail) -> Self {
-        queue(&d.queue, d.tasks.iter().map(|(t, c)| (t, c.as_slice())))
+        let mut json = queue(&d.queue, d.tasks.iter().map(|(t, c)| (t, c.as_slice())));
+        json.attempts = d.attempts.iter().map(Attempt::from).collect();
+        json
+    }
+}
+
+impl From<&AttemptRow> for Attempt {
+    fn from(a: &AttemptRow) -> Self {
+        Self {
+            attempt: a.attempt,
+            worker: a.worker.clone(),
+            ran_on: a.ran_on.clone().unwrap_or_else(|| "qemu".to_owned()),
+            started_at: a.started_at.map(utc),
+            finished_at: utc(a.finished_at),
+            status: a.status(),
+            reason: a.reason.clone(),
+        }
     }
 }
 

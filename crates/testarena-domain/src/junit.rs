@@ -7,6 +7,10 @@
 //! Each task is a `<testsuite>` named after its scenario; each recorded test
 //! result is a `<testcase>`. A task that never ran (skipped) or ended without
 //! results still appears, with its reason, so nothing silently vanishes.
+//!
+//! [`read`] reads the JUnit files other tools write (`<run junit>`).
+
+pub mod read;
 
 use std::fmt::Write as _;
 
@@ -147,6 +151,7 @@ mod tests {
             skipped: 0,
             started_at: None,
             finished_at: None,
+            only_json: None,
         };
         QueueDetail {
             queue: QueueRow {
@@ -167,6 +172,12 @@ mod tests {
                 worker_id: None,
                 abort_reason: None,
                 pgid: None,
+                board: None,
+                board_tags: None,
+                ran_on: None,
+                attempt: 1,
+                no_cache: false,
+                triggered_by: None,
             },
             tasks: vec![
                 (
@@ -191,6 +202,7 @@ mod tests {
                     vec![],
                 ),
             ],
+            attempts: vec![],
         }
     }
 

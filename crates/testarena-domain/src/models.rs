@@ -6,7 +6,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::schema::{api_tokens, queues, tasks, test_cases, users, workers};
+use crate::schema::{api_tokens, attempts, queues, tasks, test_cases, users, workers};
 use crate::status::Status;
 
 /// A queue row. `status` is kept as text in the row; [`QueueRow::status`]
@@ -31,6 +31,18 @@ pub struct QueueRow {
     pub worker_id: Option<String>,
     pub abort_reason: Option<String>,
     pub pgid: Option<i32>,
+    /// Which attempt this is, from 1 (DESIGN section 11, "Attempts").
+    pub attempt: i32,
+    /// Build even when the worker's build cache holds this build.
+    pub no_cache: bool,
+    /// `None`: QEMU; `any` or a board id (DESIGN section 10).
+    pub board: Option<String>,
+    /// Tags the board must have: sorted, comma-separated.
+    pub board_tags: Option<String>,
+    /// Set at claim: `qemu` or the board's id.
+    pub ran_on: Option<String>,
+    /// The forge user whose push made it (DESIGN section 12).
+    pub triggered_by: Option<String>,
 }
 
 /// A queue to create (its tasks come separately).
@@ -48,6 +60,8 @@ pub struct NewQueue {
     pub priority: i32,
     pub timeout_s: Option<i32>,
     pub created_at: NaiveDateTime,
+    /// Build even when the worker's build cache holds this build.
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
@@ -64,13 +78,19 @@ pub struct TaskRow {
     pub skipped: i32,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
+    /// The `<test>` names it runs, a JSON list; `None`: all of them
+    /// (DESIGN section 11, "Rerun and subsets"). Read it with [`TaskRow::only`].
+    #[diesel(column_name = only)]
+    pub only_json: Option<String>,
 }
 
-/// A task to create: its id and the scenario it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A task to create: its id, the scenario it runs and, for a subset, the
+/// names of the `<test>` elements it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewTask {
     pub id: String,
     pub scenario: String,
+    pub only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
@@ -141,11 +161,31 @@ pub struct WorkerRow {
     pub last_seen: NaiveDateTime,
 }
 
-/// A queue with its tasks and each task's test cases, in order.
+/// An earlier attempt of a queue, ended by a farm failure and retried.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = attempts, check_for_backend(diesel::sqlite::Sqlite))]
+pub struct AttemptRow {
+    pub id: i32,
+    pub queue_id: String,
+    pub attempt: i32,
+    pub worker: Option<String>,
+    /// `None`: QEMU; otherwise the board it ran on.
+    pub ran_on: Option<String>,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: NaiveDateTime,
+    pub status: String,
+    pub reason: Option<String>,
+    /// JSON: the attempt's tasks with their test cases, as they were.
+    pub results: String,
+}
+
+/// A queue with its tasks and each task's test cases, in order, and its
+/// earlier attempts, oldest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueDetail {
     pub queue: QueueRow,
     pub tasks: Vec<(TaskRow, Vec<TestCaseRow>)>,
+    pub attempts: Vec<AttemptRow>,
 }
 
 pub(crate) fn parse_status(text: &str) -> Status {
@@ -159,7 +199,35 @@ impl QueueRow {
     }
 }
 
+impl NewTask {
+    /// `only` as stored: a JSON list, or `None`.
+    pub fn only_json(&self) -> Option<String> {
+        self.only
+            .as_ref()
+            .map(|names| serde_json::Value::from(names.clone()).to_string())
+    }
+}
+
 impl TaskRow {
+    pub fn status(&self) -> Status {
+        parse_status(&self.status)
+    }
+
+    /// The `<test>` names this task runs; `None`: every test of its scenario.
+    pub fn only(&self) -> Option<Vec<String>> {
+        // Written by the store from a list; a row that says otherwise runs everything.
+        self.only_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+    }
+
+    /// Whether this task runs the scenario's `<test name=...>`.
+    pub fn runs(&self, test: &str) -> bool {
+        self.only().is_none_or(|names| names.iter().any(|n| n == test))
+    }
+}
+
+impl AttemptRow {
     pub fn status(&self) -> Status {
         parse_status(&self.status)
     }

@@ -16,6 +16,12 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+pub use crate::boards::{Board, BoardDetail, BoardHealth, BoardQueue, BoardStatus, UpdateBoard};
+pub use crate::attempts::Attempt;
+pub use crate::history::{
+    Comparison, LastFailure, MAX_RERUN_COUNT, RerunRequest, ScenarioEntry, ScenarioSubset,
+    SlowerTest, TestRef, TestRun, TestSummary,
+};
 use crate::status::Status;
 
 /// A queue with its tasks and their tests.
@@ -52,7 +58,41 @@ pub struct Queue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub worker: Option<String>,
+    /// The board it asked for: `any` or a board id; `null`: QEMU.
+    #[serde(default)]
+    #[schema(required)]
+    pub board: Option<String>,
+    /// Tags every board that runs it must have, as asked.
+    #[serde(default)]
+    pub board_tags: Vec<String>,
+    /// Where it ran: `qemu` or the board's id; `null` until claimed.
+    #[serde(default)]
+    #[schema(required)]
+    pub ran_on: Option<String>,
+    /// While a board queue waits: what it waits for, in words (`a board
+    /// with tags wifi: 2 busy, 1 bad`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub waiting_for: Option<String>,
+    /// Which attempt this is, from 1: a farm failure retried adds one.
+    #[serde(default = "first_attempt")]
+    pub attempt: i32,
+    /// The earlier attempts, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// Built even when the worker's build cache held this build.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// The forge user whose push started it (the owner is then the farm's
+    /// own `testarena`); `null` for queues submitted by a user.
+    #[serde(default)]
+    #[schema(required)]
+    pub triggered_by: Option<String>,
     pub tasks: Vec<Task>,
+}
+
+fn first_attempt() -> i32 {
+    1
 }
 
 /// A task: one scenario of a queue.
@@ -76,6 +116,10 @@ pub struct Task {
     pub finished_at: Option<DateTime<Utc>>,
     /// Empty in queue lists; filled in a single queue or task.
     pub tests: Vec<TestResult>,
+    /// The `<test>` names it runs (a subset of its scenario); absent: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub only: Option<Vec<String>>,
 }
 
 /// One test result: a scenario's `<test>`, or a Unity case `<test>/<NAME>`.
@@ -88,6 +132,17 @@ pub struct TestResult {
     /// The failure class, e.g. `timeout after 30 s`.
     #[schema(required)]
     pub message: Option<String>,
+    /// The test is flaky (DESIGN section 11, "Flaky, new, slower").
+    #[serde(default)]
+    pub known_flaky: bool,
+    /// It failed, and its previous run on this repository, branch and
+    /// target passed.
+    #[serde(default)]
+    pub new_failure: bool,
+    /// The median of its last 20 passing runs before this one; `null`: none.
+    #[serde(default)]
+    #[schema(required)]
+    pub baseline_ms: Option<i64>,
 }
 
 impl Queue {
@@ -107,10 +162,11 @@ pub struct CreateQueue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[0-9a-fA-F]{7,40}$")]
     pub commit: Option<String>,
-    /// Scenario paths; task ids are made up. Either this or `tasks`.
+    /// Scenario paths, or `{"path", "only": [test names]}` to run some of
+    /// a scenario's tests; task ids are made up. Either this or `tasks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_items = 1, max_items = 100)]
-    pub scenarios: Option<Vec<String>>,
+    pub scenarios: Option<Vec<ScenarioEntry>>,
     /// `{task_id: scenario path}`, in the given order. Either this or `scenarios`.
     #[serde(
         default,
@@ -136,6 +192,17 @@ pub struct CreateQueue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 604800)]
     pub timeout_s: Option<i32>,
+    /// Run on a board instead of QEMU: `any` (any board of the target) or
+    /// a board id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    pub board: Option<String>,
+    /// Tags the board must have (implies `board: "any"` when `board` is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_tags: Option<Vec<String>>,
+    /// Build even when the worker's build cache holds this build.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_cache: bool,
 }
 
 /// Reads a JSON object into ordered pairs, refusing duplicate keys.

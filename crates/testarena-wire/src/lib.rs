@@ -4,4 +4,7 @@
 //! without them.
 
 pub mod api;
+pub mod attempts;
+pub mod boards;
+pub mod history;
 pub mod status;

@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod boards;
+pub use boards::{BoardConfig, HealthConfig};
+mod forge;
+pub use forge::{Forge, NotifyConfig, NotifyEvent, Secret, public_url, secret_from_env, secrets_report};
+
 /// Where the config comes from when `--config` is not given.
 pub const CONFIG_ENV: &str = "TESTARENA_CONFIG";
 /// The config file used when neither `--config` nor `$TESTARENA_CONFIG` is set.
@@ -55,6 +60,12 @@ pub struct Config {
     pub repos: Vec<RepoConfig>,
     /// Build and boot profiles by name; `esp32` is built in when absent.
     pub targets: BTreeMap<String, TargetConfig>,
+    /// `[[boards]]`: the boards wired to this worker host (DESIGN section 10).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub boards: Vec<BoardConfig>,
+    /// `[[notify]]`: webhooks told of queues and boards (DESIGN section 12).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyConfig>,
 }
 
 /// `[server]`: the API server.
@@ -69,6 +80,10 @@ pub struct ServerConfig {
     /// instead of the copy built into the binary: for working on it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub static_dir: Option<PathBuf>,
+    /// The dashboard's address as users reach it, for the links in commit
+    /// statuses and notifications (DESIGN section 12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// `[worker]`: the worker daemon.
@@ -85,10 +100,15 @@ pub struct WorkerConfig {
     pub heartbeat_s: u64,
     pub lost_after_s: u64,
     pub keep_workspace: bool,
+    /// How many times a queue that a farm failure ended (DESIGN section
+    /// 11, "Attempts") is tried again: 0 to 3.
+    pub retry_errors: u32,
+    /// The build cache's size cap in MiB (0: no cache).
+    pub build_cache_mib: u64,
 }
 
 /// `[[repos]]`: a repository that may be built. Only these can be built.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepoConfig {
     pub name: String,
@@ -103,6 +123,21 @@ pub struct RepoConfig {
     /// Name of the environment variable holding an HTTPS token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
+    /// The forge that hosts it (DESIGN section 12): `gitea`, `github`, `gitlab`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge: Option<Forge>,
+    /// The base URL of the forge's REST API (`https://gitea.internal/api/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge_api: Option<String>,
+    /// `owner/name` on the forge (GitLab: the project's path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge_repo: Option<String>,
+    /// The environment variable holding the secret that signs its webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_env: Option<String>,
+    /// The environment variable holding the token that posts commit statuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_token_env: Option<String>,
 }
 
 /// `[targets.NAME]`: how to build, package and boot firmware.
@@ -134,6 +169,8 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             repos: Vec::new(),
             targets: BTreeMap::new(),
+            boards: Vec::new(),
+            notify: Vec::new(),
         }
     }
 }
@@ -145,6 +182,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             login_attempts_per_minute: 10,
             static_dir: None,
+            public_url: None,
         }
     }
 }
@@ -161,6 +199,8 @@ impl Default for WorkerConfig {
             heartbeat_s: 5,
             lost_after_s: 60,
             keep_workspace: false,
+            retry_errors: 1,
+            build_cache_mib: 2048,
         }
     }
 }
@@ -438,6 +478,12 @@ impl Config {
                 return Err(ConfigError::invalid(key, format!("must be at least {min}")));
             }
         }
+        if w.retry_errors > crate::store::MAX_RETRY_ERRORS {
+            return Err(ConfigError::invalid(
+                "worker.retry_errors",
+                format!("must be 0 to {}", crate::store::MAX_RETRY_ERRORS),
+            ));
+        }
         if w.lost_after_s <= w.heartbeat_s * 2 {
             return Err(ConfigError::invalid(
                 "worker.lost_after_s",
@@ -502,6 +548,8 @@ impl Config {
                 ));
             }
         }
+        boards::validate(self)?;
+        forge::validate(self)?;
         Ok(())
     }
 

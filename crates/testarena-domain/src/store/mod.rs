@@ -12,11 +12,18 @@
 //! would parse and plan it again, under SQLite's global allocator mutex.
 //! For the same reason a query of one id uses `=`, not `IN (?)`.
 
+mod attempts;
+pub mod deliveries;
+pub mod board_queues;
+pub mod boards;
+mod history;
 mod queues;
 mod seed;
 mod users;
 mod workers;
 
+pub use attempts::*;
+pub use history::*;
 pub use queues::*;
 pub use seed::*;
 pub use users::*;

@@ -2,7 +2,6 @@
 //! aborts, results, recovery and deletion.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::dsl::count_star;
@@ -10,8 +9,8 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use super::{StoreError, StoreResult, conflict_on_unique, now};
-use crate::models::{NewQueue, NewTask, NewTestCase, QueueDetail, QueueRow, TaskRow, TestCaseRow};
-use crate::schema::{queues, tasks, test_cases, workers};
+use crate::models::{AttemptRow, NewQueue, NewTask, NewTestCase, QueueDetail, QueueRow, TaskRow, TestCaseRow};
+use crate::schema::{attempts, queues, tasks, test_cases};
 use crate::status::{Kind, Status, transition};
 
 /// The most queues one page of [`list_queues`] returns.
@@ -75,29 +74,32 @@ pub fn create_queue(
     queue: &NewQueue,
     new_tasks: &[NewTask],
 ) -> StoreResult<QueueRow> {
-    conn.immediate_transaction(|conn| {
-        let row = diesel::insert_into(queues::table)
-            .values(queue)
-            .returning(QueueRow::as_returning())
-            .get_result(conn)
-            .map_err(|e| {
-                conflict_on_unique(e, || format!("queue {:?} exists already", queue.id))
-            })?;
-        for (position, task) in (0i32..).zip(new_tasks) {
-            diesel::insert_into(tasks::table)
-                .values((
-                    tasks::id.eq(&task.id),
-                    tasks::queue_id.eq(&queue.id),
-                    tasks::position.eq(position),
-                    tasks::scenario.eq(&task.scenario),
-                ))
-                .execute(conn)
-                .map_err(|e| {
-                    conflict_on_unique(e, || format!("task {:?} exists already", task.id))
-                })?;
-        }
-        Ok(row)
-    })
+    conn.immediate_transaction(|conn| create_queue_in(conn, queue, new_tasks))
+}
+
+/// [`create_queue`] inside the caller's transaction.
+pub(super) fn create_queue_in(
+    conn: &mut SqliteConnection,
+    queue: &NewQueue,
+    new_tasks: &[NewTask],
+) -> StoreResult<QueueRow> {
+    let row = diesel::insert_into(queues::table)
+        .values(queue)
+        .returning(QueueRow::as_returning())
+        .get_result(conn)
+        .map_err(|e| conflict_on_unique(e, || format!("queue {:?} exists already", queue.id)))?;
+    for (position, task) in (0i32..).zip(new_tasks) {
+        diesel::insert_into(tasks::table)
+            .values((
+                tasks::id.eq(&task.id),
+                tasks::queue_id.eq(&queue.id),
+                tasks::position.eq(position),
+                tasks::scenario.eq(&task.scenario),
+            ))
+            .execute(conn)
+            .map_err(|e| conflict_on_unique(e, || format!("task {:?} exists already", task.id)))?;
+    }
+    Ok(row)
 }
 
 /// One queue, without its tasks.
@@ -110,7 +112,7 @@ pub fn get_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<Qu
         .optional()?)
 }
 
-fn require_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<QueueRow> {
+pub(super) fn require_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<QueueRow> {
     get_queue(conn, id)?.ok_or_else(|| StoreError::not_found("queue", id))
 }
 
@@ -136,7 +138,7 @@ pub fn queue_status(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option
 }
 
 /// The tasks and test cases of a queue already read, in order.
-fn detail_of(conn: &mut SqliteConnection, queue: QueueRow) -> StoreResult<QueueDetail> {
+pub(super) fn detail_of(conn: &mut SqliteConnection, queue: QueueRow) -> StoreResult<QueueDetail> {
     let task_rows = tasks_of(conn, &[queue.id.as_str()])?;
     let ids: Vec<&str> = task_rows.iter().map(|t| t.id.as_str()).collect();
     let mut cases = cases_by_task(conn, &ids)?;
@@ -147,7 +149,16 @@ fn detail_of(conn: &mut SqliteConnection, queue: QueueRow) -> StoreResult<QueueD
             (t, c)
         })
         .collect();
-    Ok(QueueDetail { queue, tasks })
+    let attempts = attempts::table
+        .filter(attempts::queue_id.eq(&queue.id))
+        .order(attempts::attempt)
+        .select(AttemptRow::as_select())
+        .load(conn)?;
+    Ok(QueueDetail {
+        queue,
+        tasks,
+        attempts,
+    })
 }
 
 /// The tasks of these queues, by queue then position.
@@ -306,15 +317,60 @@ pub fn count_by_status(conn: &mut SqliteConnection) -> StoreResult<Vec<(Status, 
         .collect())
 }
 
-/// Claims the next waiting queue for `worker_id`, highest priority first,
-/// then oldest: one `UPDATE ... WHERE seq = (SELECT ...) RETURNING`, so two
-/// workers can never claim the same queue.
+/// Claims the next waiting QEMU queue for `worker_id` (a worker without
+/// boards): [`claim_with_boards`] with none.
 pub fn claim_next(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<Option<QueueRow>> {
+    claim_with_boards(conn, worker_id, &[])
+}
+
+/// Claims the next waiting queue for `worker_id`, highest priority first,
+/// then oldest: a QEMU queue, or a board queue that one of `boards` (the
+/// worker's boards) can take, leasing that board in the same transaction
+/// (DESIGN section 10). Without boards it is one `UPDATE ... WHERE seq =
+/// (SELECT ...) RETURNING`, so two workers can never claim the same queue.
+pub fn claim_with_boards(
+    conn: &mut SqliteConnection,
+    worker_id: &str,
+    boards: &[String],
+) -> StoreResult<Option<QueueRow>> {
+    if boards.is_empty() {
+        return claim_qemu(conn, worker_id);
+    }
+    conn.immediate_transaction(|conn| {
+        let head: Option<(i32, i32)> = queues::table
+            .filter(queues::status.eq(Status::Waiting.as_str()))
+            .filter(queues::board.is_null())
+            .order((queues::priority.desc(), queues::seq.asc()))
+            .select((queues::priority, queues::seq))
+            .limit(1)
+            .get_result(conn)
+            .optional()?;
+        let Some((seq, board)) = super::boards::pick(conn, worker_id, boards, head)? else {
+            return claim_qemu(conn, worker_id);
+        };
+        let to = transition(Kind::Queue, Status::Waiting, Status::Running)?;
+        let row = diesel::update(queues::table.filter(queues::seq.eq(seq)))
+            .filter(queues::status.eq(Status::Waiting.as_str()))
+            .set((
+                queues::status.eq(to.as_str()),
+                queues::worker_id.eq(worker_id),
+                queues::started_at.eq(now()),
+                queues::ran_on.eq(&board),
+            ))
+            .returning(QueueRow::as_returning())
+            .get_result(conn)?;
+        super::boards::lease(conn, &board, &row.id)?;
+        Ok(Some(row))
+    })
+}
+
+fn claim_qemu(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<Option<QueueRow>> {
     let to = transition(Kind::Queue, Status::Waiting, Status::Running)?;
     // The subquery reads the table the update writes: SQL needs it aliased.
     let waiting = diesel::alias!(queues as waiting);
     let next = waiting
         .filter(waiting.field(queues::status).eq(Status::Waiting.as_str()))
+        .filter(waiting.field(queues::board).is_null())
         .order((
             waiting.field(queues::priority).desc(),
             waiting.field(queues::seq).asc(),
@@ -328,6 +384,7 @@ pub fn claim_next(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<O
             queues::status.eq(to.as_str()),
             queues::worker_id.eq(worker_id),
             queues::started_at.eq(now()),
+            queues::ran_on.eq("qemu"),
         ))
         .returning(QueueRow::as_returning())
         .get_result(conn)
@@ -413,7 +470,7 @@ pub fn finish_queue(
     })
 }
 
-fn finish_queue_in(
+pub(super) fn finish_queue_in(
     conn: &mut SqliteConnection,
     q: QueueRow,
     to: Status,
@@ -434,6 +491,8 @@ fn finish_queue_in(
         };
         set_task_status(conn, &task, task_to, task_reason, at)?;
     }
+    // The board goes back in the transaction that records the end.
+    super::boards::release(conn, &q, to)?;
     Ok(diesel::update(queues::table.filter(queues::id.eq(&q.id)))
         .set((
             queues::status.eq(to.as_str()),
@@ -568,45 +627,6 @@ pub fn running_queues(conn: &mut SqliteConnection, worker_id: &str) -> StoreResu
         .order(queues::seq)
         .select(QueueRow::as_select())
         .load(conn)?)
-}
-
-/// Marks lost queues `error` "worker lost" in one transaction and returns
-/// them as they were (with their `pgid`), so the caller can kill what is left
-/// of their processes. A queue is lost when it runs on a worker whose
-/// heartbeat is older than `lost_after` (or that is not registered), or on
-/// worker `me` but was started before `me_started` (an earlier run of the
-/// same worker id).
-pub fn mark_lost(
-    conn: &mut SqliteConnection,
-    me: &str,
-    me_started: NaiveDateTime,
-    lost_after: Duration,
-) -> StoreResult<Vec<QueueRow>> {
-    let stale_before =
-        now() - chrono::Duration::from_std(lost_after).unwrap_or(chrono::Duration::MAX);
-    conn.immediate_transaction(|conn| {
-        let live: Vec<String> = workers::table
-            .filter(workers::last_seen.ge(stale_before))
-            .select(workers::id)
-            .load(conn)?;
-        let running: Vec<QueueRow> = queues::table
-            .filter(queues::status.eq(Status::Running.as_str()))
-            .select(QueueRow::as_select())
-            .load(conn)?;
-        let mut lost = Vec::new();
-        for q in running {
-            let is_lost = match q.worker_id.as_deref() {
-                Some(w) if w == me => q.started_at.is_none_or(|s| s < me_started),
-                Some(w) => !live.iter().any(|l| l == w),
-                None => true,
-            };
-            if is_lost {
-                finish_queue_in(conn, q.clone(), Status::Error, "worker lost")?;
-                lost.push(q);
-            }
-        }
-        Ok(lost)
-    })
 }
 
 /// Count and total run time of finished queues and recorded tests, by
