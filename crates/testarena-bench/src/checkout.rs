@@ -67,6 +67,7 @@ pub fn checkout(farm: &Farm, url: &Path, report: &mut Report, runs: usize) -> an
         ssh_key: None,
         known_hosts: None,
         token_env: None,
+        ..Default::default()
     };
     let mirror = Mirror::new(&farm.home.join("cache").join("git"), &repo);
     let (mut firsts, mut seconds, mut ratios) = (Vec::new(), Vec::new(), Vec::new());

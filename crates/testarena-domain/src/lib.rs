@@ -14,6 +14,7 @@ pub mod git;
 pub mod junit;
 pub mod models;
 pub mod paths;
+pub mod repo_config;
 pub mod scenario;
 pub mod schema;
 pub mod secret;

@@ -100,6 +100,7 @@ fn repo(url: &str) -> RepoConfig {
         ssh_key: None,
         known_hosts: None,
         token_env: None,
+        ..Default::default()
     }
 }
 

@@ -84,6 +84,7 @@ impl Server {
             ssh_key: None,
             known_hosts: None,
             token_env: None,
+            ..Default::default()
         });
         config.targets.insert(
             "lx106".into(),

@@ -101,6 +101,7 @@ fn mirror_paths_hash_the_url() {
         ssh_key: None,
         known_hosts: None,
         token_env: Some("TOKEN".into()),
+        ..Default::default()
     };
     let mirror = Mirror::new(Path::new("/h/cache/git"), &repo);
     let hash = mirror_hash(&repo.url);

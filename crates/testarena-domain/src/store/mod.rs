@@ -14,6 +14,7 @@
 
 mod attempts;
 pub mod deliveries;
+pub mod deliveries;
 pub mod board_queues;
 pub mod boards;
 mod history;

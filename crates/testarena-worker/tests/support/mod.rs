@@ -200,6 +200,7 @@ impl Farm {
                 ssh_key: None,
                 known_hosts: None,
                 token_env: None,
+                ..Default::default()
             }],
             targets: BTreeMap::from([("test".to_owned(), target)]),
             ..Config::default()

@@ -1,0 +1,394 @@
+//! Forges (DESIGN section 12): the hooks received, the outbox of status
+//! changes, and the deliveries (commit statuses and notifications) the
+//! app's sender works through.
+//!
+//! - A hook is recorded in the same transaction as the queues it made
+//!   ([`record_hook`]), under its forge delivery id, which is unique per
+//!   repository: a redelivery finds the first record ([`find_hook`]) and
+//!   makes nothing.
+//! - Every status change of a queue (but back to `waiting`) adds a row to
+//!   `delivery_events`, written by a trigger in the same statement as the
+//!   change, whichever store function makes it (a claim, an end, an abort,
+//!   a lost worker). The app turns each into deliveries and removes it in
+//!   one transaction ([`expand_event`]), so a change is neither lost nor
+//!   delivered twice across a restart. [`note_board_bad`] adds one for a
+//!   board whose health check failed.
+//! - A delivery is leased before it is sent ([`lease_delivery`]: its next
+//!   try moves past the send's timeout), so a crash mid-send only delays
+//!   it; [`record_attempt`] stores the answer and what comes next.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use super::queues::create_queue_in;
+use super::{StoreError, StoreResult, conflict_on_unique, now};
+use crate::models::{NewQueue, NewTask, QueueRow};
+use crate::schema::{deliveries, delivery_events, hook_deliveries, queues};
+
+/// A hook received and what came of it.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = hook_deliveries, check_for_backend(diesel::sqlite::Sqlite))]
+pub struct HookRow {
+    pub id: i32,
+    pub repo: String,
+    pub delivery_id: String,
+    pub forge: String,
+    pub event: String,
+    pub branch: Option<String>,
+    pub commit_sha: Option<String>,
+    pub pusher: Option<String>,
+    /// JSON array of the queue ids it made.
+    pub queues: String,
+    /// `started`, `ignored` or `error`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub received_at: NaiveDateTime,
+}
+
+impl HookRow {
+    /// The ids of the queues it made.
+    pub fn queue_ids(&self) -> Vec<String> {
+        serde_json::from_str(&self.queues).unwrap_or_default()
+    }
+}
+
+/// A hook to record (its queues are given separately).
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = hook_deliveries)]
+pub struct NewHook {
+    pub repo: String,
+    pub delivery_id: String,
+    pub forge: String,
+    pub event: String,
+    pub branch: Option<String>,
+    pub commit_sha: Option<String>,
+    pub pusher: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub received_at: NaiveDateTime,
+}
+
+/// A commit status or notification to send, or being sent.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = deliveries, check_for_backend(diesel::sqlite::Sqlite))]
+pub struct DeliveryRow {
+    pub id: i32,
+    /// `status` or `notify`.
+    pub kind: String,
+    /// A status's state (`pending`, `success`, ...), a notification's event.
+    pub event: String,
+    pub queue_id: Option<String>,
+    pub hook_id: Option<i32>,
+    pub forge: Option<String>,
+    /// The environment variable of the token or signing secret.
+    pub auth_env: Option<String>,
+    pub context: Option<String>,
+    pub target_url: String,
+    pub payload: String,
+    /// `pending`, `delivered`, `failed` or `superseded`.
+    pub state: String,
+    pub attempts: i32,
+    pub last_code: Option<i32>,
+    pub last_answer: Option<String>,
+    pub last_error: Option<String>,
+    pub next_try_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A delivery to store.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewDelivery {
+    pub kind: String,
+    pub event: String,
+    pub queue_id: Option<String>,
+    pub forge: Option<String>,
+    pub auth_env: Option<String>,
+    pub context: Option<String>,
+    pub target_url: String,
+    pub payload: String,
+}
+
+/// A status change (or a bad board) not yet turned into deliveries.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = delivery_events, check_for_backend(diesel::sqlite::Sqlite))]
+pub struct EventRow {
+    pub id: i32,
+    /// `queue.status` or `board.bad`.
+    pub event: String,
+    /// The queue's id or the board's.
+    pub subject: String,
+    /// The queue's new status; for `board.bad`, the reason.
+    pub status: String,
+    pub at: NaiveDateTime,
+}
+
+/// What one try of a delivery came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    /// `delivered`, `failed`, or `pending` (tried again at `next_try_at`).
+    pub state: &'static str,
+    pub code: Option<i32>,
+    pub answer: Option<String>,
+    pub error: Option<String>,
+    pub next_try_at: NaiveDateTime,
+}
+
+/// The hook of `repo` with this delivery id, if one was recorded.
+pub fn find_hook(
+    conn: &mut SqliteConnection,
+    repo: &str,
+    delivery_id: &str,
+) -> StoreResult<Option<HookRow>> {
+    Ok(hook_deliveries::table
+        .filter(hook_deliveries::repo.eq(repo))
+        .filter(hook_deliveries::delivery_id.eq(delivery_id))
+        .select(HookRow::as_select())
+        .get_result(conn)
+        .optional()?)
+}
+
+/// Records a hook with the queues it made (owned by the system user, with
+/// `triggered_by` the pusher) and the deliveries it asks for (an `error`
+/// status for a bad `.testarena.toml`), all in one transaction. A delivery
+/// id recorded already is a [`StoreError::Conflict`] and nothing is stored;
+/// so is a queue or task id that is taken.
+pub fn record_hook(
+    conn: &mut SqliteConnection,
+    hook: &NewHook,
+    made: &[(NewQueue, Vec<NewTask>)],
+    triggered_by: Option<&str>,
+    to_send: &[NewDelivery],
+) -> StoreResult<(HookRow, Vec<QueueRow>)> {
+    conn.immediate_transaction(|conn| {
+        let ids: Vec<&str> = made.iter().map(|(q, _)| q.id.as_str()).collect();
+        let queues_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        let row = diesel::insert_into(hook_deliveries::table)
+            .values((hook, hook_deliveries::queues.eq(&queues_json)))
+            .returning(HookRow::as_returning())
+            .get_result(conn)
+            .map_err(|e| {
+                conflict_on_unique(e, || {
+                    format!("delivery {:?} was received already", hook.delivery_id)
+                })
+            })?;
+        let mut rows = Vec::with_capacity(made.len());
+        for (queue, tasks) in made {
+            create_queue_in(conn, queue, tasks)?;
+            let q = diesel::update(queues::table.filter(queues::id.eq(&queue.id)))
+                .set(queues::triggered_by.eq(triggered_by))
+                .returning(QueueRow::as_returning())
+                .get_result(conn)?;
+            rows.push(q);
+        }
+        insert_in(conn, to_send, Some(row.id))?;
+        Ok((row, rows))
+    })
+}
+
+/// The hooks of `repo`, newest first, at most `limit`.
+pub fn list_hooks(
+    conn: &mut SqliteConnection,
+    repo: &str,
+    limit: i64,
+) -> StoreResult<Vec<HookRow>> {
+    Ok(hook_deliveries::table
+        .filter(hook_deliveries::repo.eq(repo))
+        .order(hook_deliveries::id.desc())
+        .limit(limit.clamp(1, 200))
+        .select(HookRow::as_select())
+        .load(conn)?)
+}
+
+fn insert_in(
+    conn: &mut SqliteConnection,
+    items: &[NewDelivery],
+    hook_id: Option<i32>,
+) -> StoreResult<()> {
+    let at = now();
+    for d in items {
+        let id: i32 = diesel::insert_into(deliveries::table)
+            .values((
+                deliveries::kind.eq(&d.kind),
+                deliveries::event.eq(&d.event),
+                deliveries::queue_id.eq(&d.queue_id),
+                deliveries::hook_id.eq(hook_id),
+                deliveries::forge.eq(&d.forge),
+                deliveries::auth_env.eq(&d.auth_env),
+                deliveries::context.eq(&d.context),
+                deliveries::target_url.eq(&d.target_url),
+                deliveries::payload.eq(&d.payload),
+                deliveries::next_try_at.eq(at),
+                deliveries::created_at.eq(at),
+                deliveries::updated_at.eq(at),
+            ))
+            .returning(deliveries::id)
+            .get_result(conn)?;
+        // A newer status of the same commit and context makes an older
+        // one that is still waiting pointless: the forge shows the last.
+        if d.kind == "status" {
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::kind.eq("status"))
+                    .filter(deliveries::state.eq("pending"))
+                    .filter(deliveries::target_url.eq(&d.target_url))
+                    .filter(deliveries::context.eq(&d.context))
+                    .filter(deliveries::id.lt(id)),
+            )
+            .set((
+                deliveries::state.eq("superseded"),
+                deliveries::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores deliveries that no event or hook made (a test's, a tool's).
+pub fn insert_deliveries(conn: &mut SqliteConnection, items: &[NewDelivery]) -> StoreResult<()> {
+    conn.immediate_transaction(|conn| insert_in(conn, items, None))
+}
+
+/// The oldest events not yet expanded, at most `limit`.
+pub fn pending_events(conn: &mut SqliteConnection, limit: i64) -> StoreResult<Vec<EventRow>> {
+    Ok(delivery_events::table
+        .order(delivery_events::id)
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)?)
+}
+
+/// Stores the deliveries an event calls for and removes the event, in one
+/// transaction. An event removed meanwhile (another app) stores nothing.
+pub fn expand_event(
+    conn: &mut SqliteConnection,
+    event_id: i32,
+    items: &[NewDelivery],
+) -> StoreResult<bool> {
+    conn.immediate_transaction(|conn| {
+        let gone = diesel::delete(delivery_events::table.find(event_id)).execute(conn)?;
+        if gone == 0 {
+            return Ok(false);
+        }
+        insert_in(conn, items, None)?;
+        Ok(true)
+    })
+}
+
+/// Records that board `board_id` went bad (its health check failed), for
+/// the `board.bad` notifications.
+pub fn note_board_bad(conn: &mut SqliteConnection, board_id: &str, reason: &str) -> StoreResult<()> {
+    diesel::insert_into(delivery_events::table)
+        .values((
+            delivery_events::event.eq("board.bad"),
+            delivery_events::subject.eq(board_id),
+            delivery_events::status.eq(reason),
+            delivery_events::at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deliveries waiting whose next try is due by `at`, oldest first.
+pub fn due_deliveries(
+    conn: &mut SqliteConnection,
+    at: NaiveDateTime,
+    limit: i64,
+) -> StoreResult<Vec<DeliveryRow>> {
+    Ok(deliveries::table
+        .filter(deliveries::state.eq("pending"))
+        .filter(deliveries::next_try_at.le(at))
+        .order(deliveries::id)
+        .limit(limit)
+        .select(DeliveryRow::as_select())
+        .load(conn)?)
+}
+
+/// When the next delivery is due, if any waits.
+pub fn next_due(conn: &mut SqliteConnection) -> StoreResult<Option<NaiveDateTime>> {
+    Ok(deliveries::table
+        .filter(deliveries::state.eq("pending"))
+        .select(diesel::dsl::min(deliveries::next_try_at))
+        .get_result(conn)?)
+}
+
+/// Takes a due delivery for one send: moves its next try to `until` (past
+/// the send's timeout), so no one else sends it meanwhile and a crash only
+/// delays it. `None` when it is no longer waiting or not due.
+pub fn lease_delivery(
+    conn: &mut SqliteConnection,
+    id: i32,
+    until: NaiveDateTime,
+) -> StoreResult<Option<DeliveryRow>> {
+    let at = now();
+    Ok(diesel::update(
+        deliveries::table
+            .filter(deliveries::id.eq(id))
+            .filter(deliveries::state.eq("pending"))
+            .filter(deliveries::next_try_at.le(at)),
+    )
+    .set(deliveries::next_try_at.eq(until))
+    .returning(DeliveryRow::as_returning())
+    .get_result(conn)
+    .optional()?)
+}
+
+/// Stores one try's answer and what comes next. A delivery superseded
+/// while it was sent keeps that state, with the answer.
+pub fn record_attempt(conn: &mut SqliteConnection, id: i32, a: &DeliveryAttempt) -> StoreResult<DeliveryRow> {
+    conn.immediate_transaction(|conn| {
+        let row: DeliveryRow = deliveries::table
+            .find(id)
+            .select(DeliveryRow::as_select())
+            .get_result(conn)
+            .optional()?
+            .ok_or_else(|| StoreError::not_found("delivery", id.to_string()))?;
+        let state = if row.state == "pending" {
+            a.state
+        } else {
+            row.state.as_str()
+        };
+        Ok(diesel::update(deliveries::table.find(id))
+            .set((
+                deliveries::state.eq(state),
+                deliveries::attempts.eq(row.attempts + 1),
+                deliveries::last_code.eq(a.code),
+                deliveries::last_answer.eq(&a.answer),
+                deliveries::last_error.eq(&a.error),
+                deliveries::next_try_at.eq(a.next_try_at),
+                deliveries::updated_at.eq(now()),
+            ))
+            .returning(DeliveryRow::as_returning())
+            .get_result(conn)?)
+    })
+}
+
+/// The deliveries of a queue, oldest first.
+pub fn queue_deliveries(conn: &mut SqliteConnection, queue_id: &str) -> StoreResult<Vec<DeliveryRow>> {
+    Ok(deliveries::table
+        .filter(deliveries::queue_id.eq(queue_id))
+        .order(deliveries::id)
+        .select(DeliveryRow::as_select())
+        .load(conn)?)
+}
+
+/// The deliveries a hook made itself (an `error` status), oldest first.
+pub fn hook_sent(conn: &mut SqliteConnection, hook_id: i32) -> StoreResult<Vec<DeliveryRow>> {
+    Ok(deliveries::table
+        .filter(deliveries::hook_id.eq(hook_id))
+        .order(deliveries::id)
+        .select(DeliveryRow::as_select())
+        .load(conn)?)
+}
+
+/// Deliveries by kind and state, for metrics.
+pub fn delivery_counts(conn: &mut SqliteConnection) -> StoreResult<Vec<(String, String, i64)>> {
+    Ok(deliveries::table
+        .group_by((deliveries::kind, deliveries::state))
+        .select((deliveries::kind, deliveries::state, count_star()))
+        .order((deliveries::kind, deliveries::state))
+        .load(conn)?)
+}
