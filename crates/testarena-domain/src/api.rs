@@ -73,7 +73,6 @@ pub fn queue<'a>(
         attempts: Vec::new(),
         no_cache: q.no_cache,
         triggered_by: q.triggered_by.clone(),
-        triggered_by: q.triggered_by.clone(),
         tasks: tasks.into_iter().map(|(t, cases)| task(t, cases)).collect(),
     }
 }

@@ -14,8 +14,6 @@ mod boards;
 pub use boards::{BoardConfig, HealthConfig};
 mod forge;
 pub use forge::{Forge, NotifyConfig, NotifyEvent, Secret, public_url, secret_from_env, secrets_report};
-mod forge;
-pub use forge::{Forge, NotifyConfig, NotifyEvent, Secret, public_url, secret_from_env, secrets_report};
 
 /// Where the config comes from when `--config` is not given.
 pub const CONFIG_ENV: &str = "TESTARENA_CONFIG";
@@ -184,7 +182,6 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             login_attempts_per_minute: 10,
             static_dir: None,
-            public_url: None,
             public_url: None,
         }
     }

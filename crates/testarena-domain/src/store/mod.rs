@@ -14,7 +14,6 @@
 
 mod attempts;
 pub mod deliveries;
-pub mod deliveries;
 pub mod board_queues;
 pub mod boards;
 mod history;
