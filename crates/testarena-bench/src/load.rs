@@ -203,6 +203,7 @@ pub fn seed(farm: &Farm, count: usize) -> anyhow::Result<()> {
                     tasks: vec![NewTask {
                         id: format!("{id}.1"),
                         scenario: "scenarios/quick.xml".into(),
+                        only: None,
                     }],
                     queue: NewQueue {
                         id,
@@ -214,6 +215,7 @@ pub fn seed(farm: &Farm, count: usize) -> anyhow::Result<()> {
                         priority: 0,
                         timeout_s: None,
                         created_at: at,
+                        no_cache: false,
                     },
                     status: if i % 10 == 0 {
                         Status::Failed

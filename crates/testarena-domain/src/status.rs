@@ -37,6 +37,24 @@ pub fn transition(kind: Kind, from: Status, to: Status) -> Result<Status, Illega
     }
 }
 
+/// Checks the one move out of `running` that is not toward a final status:
+/// a queue's farm failure retried (`running` → `waiting`, DESIGN section 11,
+/// "Attempts"). Only queues make it, only from `running`, and only through
+/// this function: [`transition`] refuses it, so no other write can.
+///
+/// The tasks of a retried queue are not moved: the retry records them, as
+/// they were, in the attempt it ends, and gives the next attempt new ones
+/// (the same rows reset to `waiting`), so no task status ever leaves a
+/// final status either.
+pub fn retry(kind: Kind, from: Status) -> Result<Status, IllegalTransition> {
+    let to = Status::Waiting;
+    if kind == Kind::Queue && from == Status::Running {
+        Ok(to)
+    } else {
+        Err(IllegalTransition { kind, from, to })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Status::*;
@@ -80,6 +98,27 @@ mod tests {
         assert_eq!(checked, 2 * 7 * 7);
     }
 
+    /// The retry's table: one legal move, queues only.
+    #[test]
+    fn every_retry() {
+        for kind in [Kind::Queue, Kind::Task] {
+            for from in Status::ALL {
+                let expected = kind == Kind::Queue && from == Running;
+                let got = retry(kind, from);
+                assert_eq!(got.is_ok(), expected, "{kind} {from} retried");
+                match got {
+                    Ok(to) => assert_eq!(to, Waiting),
+                    Err(e) => assert_eq!(
+                        e.to_string(),
+                        format!("illegal {kind} status change: {from} -> waiting")
+                    ),
+                }
+            }
+        }
+        // The ordinary machine still refuses it.
+        assert!(transition(Kind::Queue, Running, Waiting).is_err());
+    }
+
     #[test]
     fn nothing_leaves_a_final_status() {
         for kind in [Kind::Queue, Kind::Task] {
@@ -87,6 +126,7 @@ mod tests {
                 for to in Status::ALL {
                     assert!(transition(kind, from, to).is_err(), "{kind} {from} -> {to}");
                 }
+                assert!(retry(kind, from).is_err(), "{kind} {from} retried");
             }
         }
     }

@@ -76,7 +76,10 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn kind() -> impl Strategy<Value = TestKind> {
     prop_oneof![
-        text().prop_map(|command| TestKind::Run(RunSpec { command })),
+        text().prop_map(|command| TestKind::Run(RunSpec {
+            command,
+            junit: None
+        })),
         (
             proptest::collection::vec(text(), 0..3),
             proptest::collection::vec(step(), 0..5),

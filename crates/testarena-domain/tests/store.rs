@@ -14,6 +14,9 @@ use testarena_domain::models::{NewQueue, NewTask, NewTestCase};
 use testarena_domain::status::Status;
 use testarena_domain::store::{self, AbortOutcome, QueueFilter, StoreError};
 
+#[path = "store/attempts.rs"]
+mod attempts;
+
 /// An admin may change any queue.
 const ADMIN: store::Actor<'static> = store::Actor {
     name: "admin",
@@ -48,6 +51,7 @@ fn new_queue(id: &str) -> NewQueue {
         priority: 0,
         timeout_s: None,
         created_at: store::now(),
+        no_cache: false,
     }
 }
 
@@ -56,6 +60,7 @@ fn tasks(queue: &str, n: usize) -> Vec<NewTask> {
         .map(|i| NewTask {
             id: format!("{queue}.{i}"),
             scenario: format!("scenarios/s{i}.xml"),
+            only: None,
         })
         .collect()
 }
@@ -101,10 +106,12 @@ fn duplicate_ids_conflict_and_store_nothing() {
         NewTask {
             id: "q2.1".into(),
             scenario: "a.xml".into(),
+            only: None,
         },
         NewTask {
             id: "q1.1".into(),
             scenario: "b.xml".into(),
+            only: None,
         },
     ];
     let err = store::create_queue(&mut conn, &new_queue("q2"), &clash).unwrap_err();
@@ -541,7 +548,8 @@ fn lost_queues_end_in_error() {
     std::thread::sleep(Duration::from_millis(30));
     store::heartbeat(&mut conn, "other").unwrap();
     store::heartbeat(&mut conn, "me").unwrap();
-    let lost = store::mark_lost(&mut conn, "me", me_started, Duration::from_millis(40)).unwrap();
+    let lost = store::mark_lost(&mut conn, "me", me_started, Duration::from_millis(40), 0).unwrap();
+    let lost: Vec<_> = lost.into_iter().map(|l| l.queue).collect();
     let mut ids: Vec<_> = lost.iter().map(|q| q.id.as_str()).collect();
     ids.sort_unstable();
     assert_eq!(ids, ["mine-old", "stale"]);
@@ -565,7 +573,7 @@ fn lost_queues_end_in_error() {
     assert_eq!(alive.status(), Status::Running);
     // Nothing is lost twice.
     assert!(
-        store::mark_lost(&mut conn, "me", me_started, Duration::from_millis(40))
+        store::mark_lost(&mut conn, "me", me_started, Duration::from_millis(40), 1)
             .unwrap()
             .is_empty()
     );

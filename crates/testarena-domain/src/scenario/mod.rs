@@ -87,6 +87,10 @@ pub struct BootSpec {
 pub struct RunSpec {
     /// The command, trimmed and never empty, for `sh -c`.
     pub command: String,
+    /// `junit="path"`: the JUnit XML file the command writes, relative to
+    /// the checkout (no `..`, not absolute); its `<testcase>`s become the
+    /// test's cases (DESIGN section 11, "Results from other tools").
+    pub junit: Option<String>,
 }
 
 /// One step of a boot test.

@@ -110,6 +110,7 @@ impl Elem {
             Elem::Env => &[("name", true), ("value", true)],
             Elem::Test => &[("name", true), ("timeout", false), ("quiet-timeout", false)],
             Elem::Expect => &[("regex", false)],
+            Elem::Run => &[("junit", false)],
             _ => &[],
         }
     }
@@ -151,6 +152,7 @@ struct TestBuilder {
     boot: bool,
     run_seen: bool,
     run: Option<String>,
+    junit: Option<String>,
     unity: bool,
     /// The first boot-only element, for "needs <boot/>" errors.
     first_boot_only: Option<(Elem, usize)>,
@@ -174,7 +176,10 @@ impl TestBuilder {
                     format!("<{}> is not allowed in a <run> test", elem.name()),
                 );
             }
-            (false, Some(command), None) => TestKind::Run(RunSpec { command }),
+            (false, Some(command), None) => TestKind::Run(RunSpec {
+                command,
+                junit: self.junit,
+            }),
             (false, None, Some((elem, offset))) => {
                 return fail(
                     offset,
@@ -424,6 +429,14 @@ impl<'a> Parser<'a> {
             Elem::QemuArg | Elem::Send | Elem::FailOn => {}
             Elem::Boot | Elem::Run | Elem::Unity => self.kind_element(at, elem)?,
         }
+        if elem == Elem::Run
+            && let Some(path) = attr(&attrs, "junit")
+        {
+            let path = junit_path(path.offset, &path.value)?;
+            if let Some(test) = self.test.as_mut() {
+                test.junit = Some(path);
+            }
+        }
         if elem.boot_only()
             && let Some(test) = self.test.as_mut()
             && test.first_boot_only.is_none()
@@ -504,6 +517,7 @@ impl<'a> Parser<'a> {
             boot: false,
             run_seen: false,
             run: None,
+            junit: None,
             unity: false,
             first_boot_only: None,
             qemu_args: Vec::new(),
@@ -630,6 +644,31 @@ fn pattern(at: usize, text: &str, regex: bool) -> Result<Pattern, Fail> {
             }
             fail(at, format!("invalid regex in <expect>: {detail}"))
         }
+    }
+}
+
+/// The most bytes of a `junit=` path.
+const MAX_JUNIT_PATH: usize = 512;
+
+/// A `<run junit="...">` path: relative to the checkout, inside it.
+fn junit_path(at: usize, value: &str) -> Result<String, Fail> {
+    let path = trim_xml(value);
+    let problem = if path.is_empty() {
+        Some("must name a file")
+    } else if path.len() > MAX_JUNIT_PATH {
+        Some("is longer than 512 bytes")
+    } else if path.starts_with('/') {
+        Some("must be relative to the checkout")
+    } else if path.split('/').any(|c| c == "..") {
+        Some("must stay inside the checkout (no \"..\")")
+    } else if path.contains('\0') {
+        Some("must not contain NUL")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => fail(at, format!("junit={} {problem}", echo(path))),
+        None => Ok(path.to_owned()),
     }
 }
 

@@ -90,6 +90,7 @@ fn design_example_parses() {
                 quiet_timeout_s: None,
                 kind: TestKind::Run(RunSpec {
                     command: "python3 tools/check_size.py build/app.bin".into(),
+                    junit: None,
                 }),
             },
         ],
@@ -173,9 +174,27 @@ fn text_is_unescaped_trimmed_and_normalized() {
     assert_eq!(
         scenario.tests[1].kind,
         TestKind::Run(RunSpec {
-            command: "echo \"$X\" && true".into()
+            command: "echo \"$X\" && true".into(),
+            junit: None,
         })
     );
+}
+
+#[test]
+fn a_run_test_may_name_its_junit_file() {
+    let xml = r#"<scenario name="s">
+  <test name="py"><run junit=" build/report.xml ">pytest --junitxml=build/report.xml</run></test>
+  <test name="plain"><run>true</run></test>
+</scenario>"#;
+    let scenario = ok(xml);
+    assert_eq!(
+        scenario.tests[0].kind,
+        TestKind::Run(RunSpec {
+            command: "pytest --junitxml=build/report.xml".into(),
+            junit: Some("build/report.xml".into()),
+        })
+    );
+    assert!(matches!(&scenario.tests[1].kind, TestKind::Run(r) if r.junit.is_none()));
 }
 
 #[test]
@@ -407,7 +426,10 @@ proptest! {
         let scenario = parse("p.xml", xml.as_bytes()).unwrap();
         prop_assert_eq!(
             &scenario.tests[0].kind,
-            &TestKind::Run(RunSpec { command: trimmed.to_owned() })
+            &TestKind::Run(RunSpec {
+                command: trimmed.to_owned(),
+                junit: None
+            })
         );
     }
 }

@@ -178,6 +178,30 @@ fn every_error_names_its_line() {
             "exceeds size limit",
         ),
         (
+            "empty junit path",
+            s("<test name=\"t\"><run\n junit=\" \">x</run></test>"),
+            3,
+            "junit=\"\" must name a file",
+        ),
+        (
+            "absolute junit path",
+            s("<test name=\"t\">\n<run junit=\"/etc/report.xml\">x</run></test>"),
+            3,
+            "junit=\"/etc/report.xml\" must be relative to the checkout",
+        ),
+        (
+            "junit path out of the checkout",
+            s("<test name=\"t\">\n<run junit=\"build/../../r.xml\">x</run></test>"),
+            3,
+            "must stay inside the checkout",
+        ),
+        (
+            "junit on boot",
+            s("<test name=\"t\">\n<boot junit=\"r.xml\"/></test>"),
+            3,
+            "unknown attribute \"junit\" on <boot>",
+        ),
+        (
             "bad regex flag",
             s("<test name=\"t\"><boot/><expect\n regex=\"yes\">a</expect></test>"),
             3,
