@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod dashboard;
 pub mod error;
 pub mod logs;
+pub mod history;
 pub mod metrics;
 pub mod openapi;
 pub mod queues;
@@ -18,6 +19,7 @@ pub mod schemas;
 pub mod serve;
 pub mod state;
 pub mod submit;
+pub mod subsets;
 
 use std::time::Instant;
 

@@ -67,6 +67,9 @@ pub const CSRF: &str = "csrf";
         routes::queues::rerun,
         routes::queues::junit_xml,
         routes::queues::get_task,
+        routes::tests::list,
+        routes::tests::runs,
+        routes::tests::compare,
         routes::logs::list,
         routes::logs::read,
         routes::logs::events,
@@ -100,6 +103,7 @@ pub const CSRF: &str = "csrf";
     tags(
         (name = "queues", description = "Queues and tasks: submit, follow, abort, delete, rerun, results"),
         (name = "logs", description = "A queue's log files and its live event stream"),
+        (name = "tests", description = "History: a test's runs, the tests list (flaky, failures, slowest), a queue compared with a base"),
         (name = "auth", description = "Dashboard sign-in, who am I, personal API tokens"),
         (name = "users", description = "User administration (admins only)"),
         (name = "operations", description = "Health, metrics and this document"),

@@ -157,10 +157,15 @@ pub async fn load(state: &AppState, id: &str) -> Result<Queue, ApiError> {
                 let Some(detail) = store::queue_detail(conn, &id)? else {
                     return Ok(None);
                 };
-                Ok(Some((detail, store::queue_position(conn, &id)?)))
+                // known_flaky, new_failure, baseline_ms: two queries per queue.
+                let facts = store::case_facts(conn, &detail)?;
+                Ok(Some((detail, store::queue_position(conn, &id)?, facts)))
             })?;
-            let (detail, position) = read.ok_or_else(|| no_queue(&id))?;
-            Ok(queue_json(&detail, position))
+            let (detail, position, facts) = read.ok_or_else(|| no_queue(&id))?;
+            let mut queue = queue_json(&detail, position);
+            store::annotate(&mut queue, &facts);
+            crate::boards::add_waiting_for(conn, &detail.queue, &mut queue, live)?;
+            Ok(queue)
         })
         .await
 }
@@ -236,7 +241,7 @@ pub async fn rerun(state: &AppState, user: &AuthUser, id: &str) -> Result<Queue,
     let req = CreateQueue {
         branch: old.branch,
         commit: old.commit,
-        scenarios: Some(old.tasks.into_iter().map(|t| t.scenario).collect()),
+        scenarios: Some(old.tasks.iter().map(crate::subsets::entry_of).collect()),
         repo: Some(old.repo),
         target: Some(old.target),
         priority: Some(old.priority),

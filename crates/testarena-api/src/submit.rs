@@ -231,11 +231,12 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
                 "give at least one scenario",
             ));
         }
-        (Some(paths), None) => (1..)
-            .zip(paths)
-            .map(|(n, path)| NewTask {
+        (Some(entries), None) => (1..)
+            .zip(entries)
+            .map(|(n, entry)| NewTask {
                 id: format!("{id}.{n}"),
-                scenario: path.clone(),
+                scenario: entry.path().to_owned(),
+                only: entry.only().map(<[String]>::to_vec),
             })
             .collect(),
         (None, Some(pairs)) => pairs
@@ -245,6 +246,7 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
                 scenario: path.clone(),
             })
             .collect(),
+                only: None,
     };
     let field = if req.tasks.is_some() {
         "tasks"
@@ -265,6 +267,7 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
         validate::scenario_path(&format!("{field}[{i}]"), &task.scenario)?;
     }
     let priority = req.priority.unwrap_or(0);
+        crate::subsets::check_only_fields(&format!("{field}[{i}].only"), task.only.as_deref())?;
     if !PRIORITY_RANGE.contains(&priority) {
         return Err(ApiError::validation(
             "priority",
@@ -358,6 +361,7 @@ pub fn check_repository(
     }
     checked.queue.commit_sha = Some(commit);
     Ok(())
+        crate::subsets::check_only_names(&field(i), task, &parsed)?;
 }
 
 #[cfg(test)]
@@ -386,6 +390,7 @@ mod tests {
                 .collect(),
         }
     }
+                    only: None,
 
     #[test]
     fn a_renamed_submission_takes_its_generated_task_ids_along() {

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 pub use crate::boards::{Board, BoardDetail, BoardHealth, BoardQueue, BoardStatus, UpdateBoard};
 pub use crate::attempts::Attempt;
 pub use crate::history::{
-    Comparison, LastFailure, MAX_RERUN_COUNT, RerunRequest, ScenarioEntry, ScenarioSubset,
+    Comparison, LastFailure, MAX_RERUN_COUNT, Rerun, RerunRequest, ScenarioEntry, ScenarioSubset,
     SlowerTest, TestRef, TestRun, TestSummary,
 };
 use crate::status::Status;

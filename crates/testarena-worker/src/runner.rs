@@ -462,7 +462,8 @@ impl QueueRun<'_> {
         };
         let mut failures = Vec::new();
         let mut error = false;
-        for test in &scenario.tests {
+        // A subset (`only`) runs just the tests it names.
+        for test in scenario.tests.iter().filter(|t| task.runs(&t.name)) {
             if let Some(stop) = self.watch.check().await {
                 return Err(stop.into());
             }

@@ -7,6 +7,7 @@ pub mod queues;
 pub mod session;
 pub mod settings;
 pub mod tokens;
+pub mod tests;
 pub mod users;
 
 use actix_web::web;
@@ -19,6 +20,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(queues::config)
         .configure(logs::config)
         .configure(tokens::config)
+        .configure(tests::config)
         .configure(users::config)
         .configure(compat::config);
 }

@@ -4,7 +4,7 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use testarena_domain::api::{CreateQueue, Page, Queue, Task};
+use testarena_domain::api::{CreateQueue, Page, Queue, Rerun, RerunRequest, Task};
 use testarena_domain::status::{Kind, Status};
 use testarena_domain::store::{self, QueueFilter};
 
@@ -273,10 +273,15 @@ pub async fn delete(
     tag = "queues",
     summary = "Run a queue again",
     description = "A new queue with the same repository, branch, commit, target, priority, \
-        timeout and scenarios, owned by the caller. The owner or an admin.",
+        timeout and scenarios (subsets kept), owned by the caller. The owner or an admin. An \
+        optional body: `failed_only` (only the tasks, and in them the tests, that did not \
+        pass), `same_commit` (default true; false: the branch's tip) and `count` (1 to 20 \
+        queues). The answer is the new queue, or a list of the new queues when the body \
+        names `count`.",
     params(IdParam),
+    request_body(content = Option<RerunRequest>, description = "Optional rerun options"),
     responses(
-        (status = 201, description = "The new queue, waiting", body = Queue,
+        (status = 201, description = "The new queue, waiting (a list of them when `count` was given)", body = Rerun,
             headers(("Location" = String, description = "`/api/v1/queues/{id}` of the new queue"))),
         (status = 403, description = "Not the owner or an admin, or a cookie without the CSRF header", body = ForbiddenError),
         (status = 404, description = "No such queue", body = NotFoundError),
@@ -290,7 +295,15 @@ pub async fn rerun(
     user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(created(queues::rerun(&state, &user, &id).await?))
+    // Parsed after the credentials (the extractor above), like every body.
+    let Some(opts) = crate::history::rerun_options(&body)? else {
+        return Ok(created(queues::rerun(&state, &user, &id).await?));
+    };
+    let made = crate::history::rerun(&state, &user, &id, opts).await?;
+    match made {
+        Rerun::One(queue) => Ok(created(*queue)),
+        many => Ok(HttpResponse::Created().json(many)),
+    }
 }
 
 /// `GET /api/v1/queues/{id}/junit.xml`: the worker's file, or the same

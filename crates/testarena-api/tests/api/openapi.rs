@@ -298,7 +298,7 @@ fn the_document_describes_exactly_the_routes_of_the_router() {
             "{method} {path}"
         );
     }
-    assert_eq!(documented.len(), 31, "{documented:?}");
+    assert_eq!(documented.len(), 31 + 3, "{documented:?}");
 }
 
 #[test]

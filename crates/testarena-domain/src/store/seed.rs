@@ -109,6 +109,7 @@ mod tests {
                 id: format!("{id}.1"),
                 scenario: "s.xml".into(),
             }],
+                only: None,
             status,
             worker_id: "w".into(),
             started_at: at,

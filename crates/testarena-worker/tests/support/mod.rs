@@ -291,6 +291,7 @@ impl Farm {
             })
             .collect();
         let mut conn = self.pool.get().unwrap();
+                only: None,
         store::create_queue(&mut conn, &queue, &tasks).unwrap();
         id
     }
