@@ -18,7 +18,9 @@
 //!
 //! Recovery runs at start and on every heartbeat: a running queue whose
 //! worker went silent for `lost_after_s`, or that this worker id ran before
-//! this start, becomes `error` "worker lost", and what is left of its
+//! this start, becomes `error` "worker lost" (or, while `retry_errors`
+//! allows, waits for its next attempt: a lost worker is the farm's
+//! failure), and what is left of its
 //! processes here is killed (its recorded process group, if that group
 //! still belongs to it, and every process carrying its queue id); its
 //! `junit.xml` is written by the same [`workspace::end_queue`] as a queue's
@@ -42,6 +44,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use crate::board;
 use crate::db::{self, Db};
 use crate::logfile::Timeline;
 use crate::process;
@@ -104,6 +107,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         workspace::sweep_build_dirs(&ctx.home, &worker_id).await;
     }
     recover(&ctx, me.started_at).await;
+    // After the recovery, which released the boards an earlier run held.
+    // A board another live worker holds refuses the start.
+    let boards = board::register(&db, &config, &worker_id).await?;
+    if !config.boards.is_empty() {
+        tracing::info!(boards = ?boards, "boards registered");
+    }
 
     let mut slots = Slots {
         running: JoinSet::new(),
@@ -132,6 +141,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
                 recover(&ctx, me.started_at).await;
+                if let Err(e) = board::register(&db, &config, &worker_id).await {
+                    tracing::error!(error = %e, "cannot register the boards");
+                }
             },
             _ = poll.tick() => slots.fill(&ctx, &shutdown).await,
             () = db_changed.notified() => slots.fill(&ctx, &shutdown).await,
@@ -173,7 +185,7 @@ impl Slots {
             let Some(mut lease) = self.pool.take() else {
                 break;
             };
-            let Some(queue) = claim(&ctx.db, &ctx.worker_id).await else {
+            let Some(queue) = claim(&ctx.db, &ctx.worker_id, &ctx.config).await else {
                 lease.unused();
                 break;
             };
@@ -249,9 +261,20 @@ fn wal_state(wal: &Path) -> Option<(u64, SystemTime, u64)> {
     Some((meta.len(), meta.modified().ok()?, meta.ino()))
 }
 
-async fn claim(db: &Db, worker_id: &str) -> Option<QueueRow> {
+/// Claims a QEMU queue, or a board queue for one of this worker's boards
+/// whose serial device exists now (the store checks the rest).
+async fn claim(db: &Db, worker_id: &str, config: &Config) -> Option<QueueRow> {
     let id = worker_id.to_owned();
-    match db.run(move |c| store::claim_next(c, &id)).await {
+    let boards: Vec<String> = config
+        .boards
+        .iter()
+        .filter(|b| Path::new(&b.serial).exists())
+        .map(|b| b.id.clone())
+        .collect();
+    match db
+        .run(move |c| store::claim_with_boards(c, &id, &boards))
+        .await
+    {
         Ok(queue) => queue,
         Err(e) => {
             tracing::warn!(error = %e, "cannot claim a queue");
@@ -298,13 +321,14 @@ async fn abandon(ctx: &Context, queue_id: &str, status: Status, reason: &'static
 
 /// Marks lost queues `error` "worker lost" and cleans up after them.
 async fn recover(ctx: &Context, me_started: NaiveDateTime) {
-    let (me, lost_after) = (
+    let (me, lost_after, retry_errors) = (
         ctx.worker_id.clone(),
         Duration::from_secs(ctx.config.worker.lost_after_s),
+        ctx.config.worker.retry_errors,
     );
     let lost = match ctx
         .db
-        .run(move |c| store::mark_lost(c, &me, me_started, lost_after))
+        .run(move |c| store::mark_lost(c, &me, me_started, lost_after, retry_errors))
         .await
     {
         Ok(lost) => lost,
@@ -313,22 +337,35 @@ async fn recover(ctx: &Context, me_started: NaiveDateTime) {
             return;
         }
     };
-    for queue in lost {
+    for store::LostQueue { queue, retried } in lost {
         let span = tracing::info_span!("queue", queue.id = %queue.id);
         let ctx = ctx.clone();
         // In the background: killing leftovers may take the grace period,
         // and the heartbeat must not wait for it.
-        tokio::spawn(async move { clean_up_lost(&ctx, queue).await }.instrument(span));
+        tokio::spawn(async move { clean_up_lost(&ctx, queue, retried).await }.instrument(span));
     }
 }
 
-async fn clean_up_lost(ctx: &Context, queue: QueueRow) {
-    tracing::warn!(worker = ?queue.worker_id, "queue lost by its worker");
+async fn clean_up_lost(ctx: &Context, queue: QueueRow, retried: bool) {
+    tracing::warn!(worker = ?queue.worker_id, retried, "queue lost by its worker");
     let timeline = Timeline::open(&ctx.home.queue_log(&queue.id));
-    timeline.line(&format!(
-        "finished error: worker lost (recovered by worker {})",
-        ctx.worker_id
-    ));
+    if retried {
+        timeline.line(&format!(
+            "attempt {} ended error: worker lost (recovered by worker {}); {}",
+            queue.attempt,
+            ctx.worker_id,
+            store::retry_reason(
+                "worker lost",
+                queue.attempt + 1,
+                ctx.config.worker.retry_errors.min(store::MAX_RETRY_ERRORS) + 1
+            )
+        ));
+    } else {
+        timeline.line(&format!(
+            "finished error: worker lost (recovered by worker {})",
+            ctx.worker_id
+        ));
+    }
     let grace = Duration::from_secs(ctx.config.worker.abort_grace_s);
     let (recorded, id) = (queue.pgid, queue.id.clone());
     let pgid =

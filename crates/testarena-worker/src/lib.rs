@@ -10,6 +10,9 @@
 //!   its own writer off the async executor;
 //! - [`matcher`]: the pure streaming matcher of `<boot/>` tests;
 //! - [`db`]: the one helper that runs blocking store, git and file calls;
+//! - [`inputs`]: scenario and JUnit files read from a checkout, an
+//!   `env_script`'s environment;
+//! - [`cache`]: the build cache; [`attempts`]: an earlier attempt's logs;
 //! - [`workspace`]: the slots and their checkouts, and the end of a queue's
 //!   files (build directory, `junit.xml`);
 //! - [`supervise`]: runs one child under every deadline and the abort poll;
@@ -20,8 +23,12 @@
 //! that fails, a test that times out) are not errors but verdicts recorded
 //! in the database.
 
+pub mod attempts;
+pub mod board;
+pub mod cache;
 pub mod daemon;
 pub mod db;
+pub mod inputs;
 pub mod logfile;
 pub mod matcher;
 pub mod process;
@@ -63,6 +70,10 @@ pub enum Error {
     /// Something the configuration lacks (an unknown repo or target).
     #[error("{0}")]
     Config(String),
+    /// A board fault (DESIGN section 10): `board <id>: <what>`; `retry`
+    /// when another board could run the queue.
+    #[error("{reason}")]
+    Board { reason: String, retry: bool },
 }
 
 impl Error {

@@ -35,6 +35,10 @@ pub struct TaskContext<'a> {
     pub base_env: Option<&'a [(OsString, OsString)]>,
     /// `worker.test_timeout_s`: a test's timeout when its scenario gives none.
     pub default_timeout_s: u64,
+    /// The board the queue runs on; `None`: QEMU.
+    pub board: Option<crate::board::BoardRun>,
+    /// `worker.lost_after_s`, for telling whether another board's worker lives.
+    pub lost_after_s: u64,
 }
 
 /// How one test ended.
@@ -82,7 +86,13 @@ impl TaskContext<'_> {
         };
         let verdict = match &test.kind {
             TestKind::Boot(boot) => self.boot(test, boot, &log_path, limits).await?,
-            TestKind::Run(run) => self.run(scenario, &run.command, &log_path, limits).await?,
+            TestKind::Run(run) => {
+                let outcome = self.run(scenario, &run.command, &log_path, limits).await?;
+                match &run.junit {
+                    Some(file) => self.import_junit(&test.name, file, outcome).await?,
+                    None => outcome,
+                }
+            }
         };
         let (status, message) = match verdict {
             Outcome::Verdict(Verdict::Passed) => (Status::Passed, None),
@@ -112,6 +122,9 @@ impl TaskContext<'_> {
         log_path: &Path,
         limits: Limits,
     ) -> Result<Outcome> {
+        if let Some(board) = &self.board {
+            return self.boot_on_board(board, test, boot, log_path, limits).await;
+        }
         let p = self.placeholders();
         let mut argv = p.expand(&self.target.qemu);
         argv.extend(p.expand(&boot.qemu_args));
@@ -155,6 +168,60 @@ impl TaskContext<'_> {
         })
     }
 
+    /// A `<boot/>` test on a board: the console opened before the reset,
+    /// then the same matcher as on QEMU (`<qemu-arg>` is ignored). A board
+    /// fault is an [`crate::Error::Board`].
+    async fn boot_on_board(
+        &self,
+        board: &crate::board::BoardRun,
+        test: &TestSpec,
+        boot: &BootSpec,
+        log_path: &Path,
+        limits: Limits,
+    ) -> Result<Outcome> {
+        let mut sink = BootSink {
+            log: LogFile::append(log_path),
+            matcher: Matcher::new(&test.name, boot, &self.target.fail_on),
+            input: None,
+            db: self.watch.db.clone(),
+            task_id: self.task_id.to_owned(),
+        };
+        let p = self.placeholders();
+        let mut console = board
+            .open_and_reset(&p, self.watch, self.home, self.lost_after_s)
+            .await?;
+        let writer = console.writer();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if writer.send(bytes).is_err() {
+                    return;
+                }
+            }
+        });
+        sink.input = Some(tx);
+        let start = sink.matcher.start();
+        sink.handle(start).await?;
+        let ended = crate::board::read_console(self.watch, &mut console, limits, &mut sink).await?;
+        drop(console);
+        sink.log.close().await?;
+        let ended = match ended {
+            Ok(ended) => ended,
+            Err(what) => return Err(board.fault(self.watch, &what, self.lost_after_s).await),
+        };
+        if let Some(verdict) = sink.matcher.verdict() {
+            return Ok(Outcome::Verdict(verdict.clone()));
+        }
+        Ok(match ended {
+            Ended::Exited(_) | Ended::Done => {
+                let events = sink.matcher.finish();
+                sink.handle(events).await?;
+                Outcome::Verdict(sink.matcher.verdict().cloned().unwrap_or(Verdict::Passed))
+            }
+            other => Outcome::from_limit(other),
+        })
+    }
+
     async fn run(
         &self,
         scenario: &Scenario,
@@ -173,6 +240,9 @@ impl TaskContext<'_> {
             ("TESTARENA_TASK_ID".to_owned(), self.task_id.to_owned()),
             ("TESTARENA_LOG_DIR".to_owned(), path(&log_dir)),
         ]);
+        if let Some(board) = &self.board {
+            env.extend(board.env());
+        }
         let mut sink = LogSink {
             log: LogFile::append(log_path),
         };
@@ -196,6 +266,67 @@ impl TaskContext<'_> {
                 supervise::exit_code(status),
             ))),
             other => Outcome::from_limit(other),
+        })
+    }
+}
+
+impl TaskContext<'_> {
+    /// `<run junit="file">`: records each `<testcase>` of the file the
+    /// command wrote as `<test>/<classname>.<name>`; the test passes when
+    /// the command did and no case failed. A missing or malformed file
+    /// fails the test, saying why. Nothing is read when the queue stops.
+    async fn import_junit(&self, test: &str, file: &str, outcome: Outcome) -> Result<Outcome> {
+        if matches!(outcome, Outcome::Stopped(_) | Outcome::FarmError(_)) {
+            return Ok(outcome);
+        }
+        let (workspace, f) = (self.workspace.to_owned(), file.to_owned());
+        let cases = crate::db::blocking(move || Ok(crate::inputs::read_junit(&workspace, &f))).await?;
+        let cases = match cases {
+            Ok(cases) => cases,
+            Err(message) => {
+                let message = match outcome {
+                    Outcome::Verdict(Verdict::Failed(m)) => format!("{m}; {message}"),
+                    _ => message,
+                };
+                return Ok(Outcome::Verdict(Verdict::Failed(message)));
+            }
+        };
+        let mut names = std::collections::HashSet::new();
+        let mut failed = Vec::new();
+        for case in &cases {
+            let base = format!("{test}/{}", case.full_name());
+            let mut name = base.clone();
+            for n in 2.. {
+                if names.insert(name.clone()) {
+                    break;
+                }
+                name = format!("{base} #{n}");
+            }
+            if case.status == Status::Failed {
+                failed.push(match &case.message {
+                    Some(m) => format!("{name}: {m}"),
+                    None => name.clone(),
+                });
+            }
+            let record_case = NewTestCase {
+                name,
+                status: case.status,
+                duration_ms: case.duration_ms,
+                message: case.message.clone(),
+            };
+            record(&self.watch.db, self.task_id, record_case).await?;
+        }
+        Ok(match (outcome, failed.first()) {
+            (Outcome::Verdict(Verdict::Passed), None) => Outcome::Verdict(Verdict::Passed),
+            (Outcome::Verdict(Verdict::Passed), Some(first)) => {
+                let first = first.lines().next().unwrap_or_default();
+                Outcome::Verdict(Verdict::Failed(format!(
+                    "{} of {} JUnit cases failed: {first}",
+                    failed.len(),
+                    cases.len()
+                )))
+            }
+            (other, _) => other,
         })
     }
 }
