@@ -9,6 +9,7 @@ pub mod auth;
 pub mod credentials;
 pub mod dashboard;
 pub mod error;
+pub mod forge;
 pub mod logs;
 pub mod history;
 pub mod metrics;

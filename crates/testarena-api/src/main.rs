@@ -100,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::CheckConfig => {
             print!("{}", config.to_toml());
+            print!("{}", testarena_domain::config::secrets_report(&config));
             eprintln!("config OK");
             Ok(())
         }

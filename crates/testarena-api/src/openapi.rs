@@ -81,6 +81,9 @@ pub const CSRF: &str = "csrf";
         routes::users::update,
         routes::users::delete,
         routes::compat::status,
+        routes::forge::receive,
+        routes::forge::hooks,
+        routes::forge::queue_deliveries,
     ),
     components(
         schemas(
@@ -107,6 +110,7 @@ pub const CSRF: &str = "csrf";
         (name = "auth", description = "Dashboard sign-in, who am I, personal API tokens"),
         (name = "users", description = "User administration (admins only)"),
         (name = "operations", description = "Health, metrics and this document"),
+        (name = "forges", description = "Forge webhooks that start queues, and the commit statuses and notifications sent back"),
         (name = "compat", description = "The older systems' paths: aliases of the v1 routes, same bodies and answers"),
     )
 )]

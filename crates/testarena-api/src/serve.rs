@@ -37,6 +37,8 @@ pub async fn run(state: web::Data<AppState>, listener: TcpListener) -> anyhow::R
     .listen(listener)?
     .run();
     tracing::info!(%addr, "testarena-app listening");
+    // Commit statuses and notifications, in the background (DESIGN section 12).
+    crate::forge::sender::spawn(state.clone());
     server.await?;
     tracing::info!("testarena-app stopped");
     Ok(())

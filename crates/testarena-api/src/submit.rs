@@ -82,7 +82,9 @@ impl Fetcher {
         let _ = self.child.set(child);
     }
 
-    fn fetch(&self, mirror: &Mirror, name: &str, arrived: Instant) -> Result<(), ApiError> {
+    /// Fetches the mirror of repository `name` unless a fetch that started
+    /// after `arrived` has done it already (503 when it fails).
+    pub fn fetch(&self, mirror: &Mirror, name: &str, arrived: Instant) -> Result<(), ApiError> {
         let slot = {
             let mut repos = self
                 .repos

@@ -88,16 +88,22 @@ impl RepoConfig {
             return Err(err(format!("over {MAX_BYTES} bytes")));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| err("not UTF-8".into()))?;
-        let file: File = toml::from_str(text)
-            .map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))?;
+        let file: File =
+            toml::from_str(text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))?;
         let mut push = Vec::with_capacity(file.push.len());
         for (index, raw) in file.push.into_iter().enumerate() {
             let at = |k: &str| format!("push[{index}].{k}");
             if raw.branches.is_empty() {
-                return Err(err(format!("{}: give at least one branch glob", at("branches"))));
+                return Err(err(format!(
+                    "{}: give at least one branch glob",
+                    at("branches")
+                )));
             }
             if raw.scenarios.is_empty() {
-                return Err(err(format!("{}: give at least one scenario", at("scenarios"))));
+                return Err(err(format!(
+                    "{}: give at least one scenario",
+                    at("scenarios")
+                )));
             }
             let mut matchers = Vec::with_capacity(raw.branches.len());
             for (i, glob) in raw.branches.iter().enumerate() {
@@ -178,8 +184,14 @@ mod tests {
         for (text, says) in [
             ("[[push]\n", "TOML"),
             ("[[push]]\nbranches = [\"main\"]\n", "scenarios"),
-            ("[[push]]\nbranches = []\nscenarios = [\"a.xml\"]\n", "push[0].branches"),
-            ("[[push]]\nbranches = [\"[\"]\nscenarios = [\"a.xml\"]\n", "push[0].branches[0]"),
+            (
+                "[[push]]\nbranches = []\nscenarios = [\"a.xml\"]\n",
+                "push[0].branches",
+            ),
+            (
+                "[[push]]\nbranches = [\"[\"]\nscenarios = [\"a.xml\"]\n",
+                "push[0].branches[0]",
+            ),
             (
                 "[[push]]\nbranches = [\"main\"]\nscenarios = [\"../etc/passwd\"]\n",
                 "push[0].scenarios[0]",

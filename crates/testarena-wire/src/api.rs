@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 pub use crate::boards::{Board, BoardDetail, BoardHealth, BoardQueue, BoardStatus, UpdateBoard};
 pub use crate::attempts::Attempt;
+pub use crate::forge::{Delivery, HookReceipt, HookRecord};
 pub use crate::history::{
     Comparison, LastFailure, MAX_RERUN_COUNT, Rerun, RerunRequest, ScenarioEntry, ScenarioSubset,
     SlowerTest, TestRef, TestRun, TestSummary,

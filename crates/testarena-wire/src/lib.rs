@@ -6,5 +6,6 @@
 pub mod api;
 pub mod attempts;
 pub mod boards;
+pub mod forge;
 pub mod history;
 pub mod status;

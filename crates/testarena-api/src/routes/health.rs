@@ -69,12 +69,13 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     )
 )]
 async fn metrics(state: web::Data<AppState>, _user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let (counts, workers, durations) = state
+    let (counts, workers, durations, sent) = state
         .db(|conn| {
             Ok((
                 store::count_by_status(conn)?,
                 store::list_workers(conn)?,
                 store::duration_stats(conn)?,
+                store::deliveries::delivery_counts(conn)?,
             ))
         })
         .await?;
@@ -84,7 +85,8 @@ async fn metrics(state: web::Data<AppState>, _user: AuthUser) -> Result<HttpResp
         durations,
         now: store::now(),
     };
-    let out = metrics::render(&farm, &state.metrics);
+    let mut out = metrics::render(&farm, &state.metrics);
+    out.push_str(&crate::forge::metrics(&sent));
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out))

@@ -1,6 +1,7 @@
 //! The routes, one module per resource; each registers itself with `config`.
 
 pub mod compat;
+pub mod forge;
 pub mod health;
 pub mod logs;
 pub mod queues;

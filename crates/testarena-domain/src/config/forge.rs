@@ -150,7 +150,9 @@ fn is_http_url(s: &str) -> bool {
         .strip_prefix("https://")
         .or_else(|| s.strip_prefix("http://"));
     rest.is_some_and(|r| {
-        !r.is_empty() && !r.starts_with('/') && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+        !r.is_empty()
+            && !r.starts_with('/')
+            && !r.chars().any(|c| c.is_whitespace() || c.is_control())
     })
 }
 
@@ -201,7 +203,10 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         if let Some(api) = &repo.forge_api
             && !is_http_url(api)
         {
-            return Err(invalid(key("forge_api"), "must be an http:// or https:// URL"));
+            return Err(invalid(
+                key("forge_api"),
+                "must be an http:// or https:// URL",
+            ));
         }
         if let Some(path) = &repo.forge_repo
             && !is_forge_repo(path, repo.forge)
@@ -330,7 +335,10 @@ mod tests {
         );
         // The effective config names the variables, never a value.
         let toml = c.to_toml();
-        assert!(toml.contains("webhook_secret_env = \"FIRMWARE_HOOK_SECRET\""), "{toml}");
+        assert!(
+            toml.contains("webhook_secret_env = \"FIRMWARE_HOOK_SECRET\""),
+            "{toml}"
+        );
         assert!(toml.contains("[[notify]]"), "{toml}");
     }
 
@@ -347,9 +355,18 @@ mod tests {
                 "forge = \"github\"\nstatus_token_env = \"T\"\nforge_api = \"https://x\"\n",
                 "repos[0].forge_repo",
             ),
-            ("forge = \"github\"\nforge_api = \"ftp://x\"\n", "repos[0].forge_api"),
-            ("forge = \"github\"\nforge_repo = \"a/b/c\"\n", "repos[0].forge_repo"),
-            ("forge = \"github\"\nforge_repo = \"../b\"\n", "repos[0].forge_repo"),
+            (
+                "forge = \"github\"\nforge_api = \"ftp://x\"\n",
+                "repos[0].forge_api",
+            ),
+            (
+                "forge = \"github\"\nforge_repo = \"a/b/c\"\n",
+                "repos[0].forge_repo",
+            ),
+            (
+                "forge = \"github\"\nforge_repo = \"../b\"\n",
+                "repos[0].forge_repo",
+            ),
             (
                 "forge = \"gitea\"\nwebhook_secret_env = \"NOT-A-NAME\"\n",
                 "repos[0].webhook_secret_env",
@@ -358,7 +375,12 @@ mod tests {
             let e = parsed(&format!("{REPO}{text}")).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
-        assert!(parsed(&format!("{REPO}forge = \"gitlab\"\nforge_repo = \"g/sub/p\"\n")).is_ok());
+        assert!(
+            parsed(&format!(
+                "{REPO}forge = \"gitlab\"\nforge_repo = \"g/sub/p\"\n"
+            ))
+            .is_ok()
+        );
         let e = parsed("[[notify]]\nurl = \"https://x\"\nevents = []\n")
             .unwrap_err()
             .to_string();
@@ -390,7 +412,10 @@ mod tests {
         ))
         .unwrap();
         let report = secrets_report(&c);
-        assert!(report.contains("repos[0].webhook_secret_env: PATH = ***"), "{report}");
+        assert!(
+            report.contains("repos[0].webhook_secret_env: PATH = ***"),
+            "{report}"
+        );
         assert!(
             report.contains("TESTARENA_SURELY_UNSET_TOKEN = (not set)"),
             "{report}"

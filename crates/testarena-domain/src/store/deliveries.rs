@@ -280,7 +280,11 @@ pub fn expand_event(
 
 /// Records that board `board_id` went bad (its health check failed), for
 /// the `board.bad` notifications.
-pub fn note_board_bad(conn: &mut SqliteConnection, board_id: &str, reason: &str) -> StoreResult<()> {
+pub fn note_board_bad(
+    conn: &mut SqliteConnection,
+    board_id: &str,
+    reason: &str,
+) -> StoreResult<()> {
     diesel::insert_into(delivery_events::table)
         .values((
             delivery_events::event.eq("board.bad"),
@@ -338,7 +342,11 @@ pub fn lease_delivery(
 
 /// Stores one try's answer and what comes next. A delivery superseded
 /// while it was sent keeps that state, with the answer.
-pub fn record_attempt(conn: &mut SqliteConnection, id: i32, a: &DeliveryAttempt) -> StoreResult<DeliveryRow> {
+pub fn record_attempt(
+    conn: &mut SqliteConnection,
+    id: i32,
+    a: &DeliveryAttempt,
+) -> StoreResult<DeliveryRow> {
     conn.immediate_transaction(|conn| {
         let row: DeliveryRow = deliveries::table
             .find(id)
@@ -367,7 +375,10 @@ pub fn record_attempt(conn: &mut SqliteConnection, id: i32, a: &DeliveryAttempt)
 }
 
 /// The deliveries of a queue, oldest first.
-pub fn queue_deliveries(conn: &mut SqliteConnection, queue_id: &str) -> StoreResult<Vec<DeliveryRow>> {
+pub fn queue_deliveries(
+    conn: &mut SqliteConnection,
+    queue_id: &str,
+) -> StoreResult<Vec<DeliveryRow>> {
     Ok(deliveries::table
         .filter(deliveries::queue_id.eq(queue_id))
         .order(deliveries::id)
