@@ -339,6 +339,13 @@ async fn recover(ctx: &Context, me_started: NaiveDateTime) {
     };
     for store::LostQueue { queue, retried } in lost {
         let span = tracing::info_span!("queue", queue.id = %queue.id);
+        if retried {
+            // At once: a retried queue's next attempt runs under the same
+            // queue id, and this worker claims nothing before its earlier
+            // attempt's leftovers are gone (they are found by that id).
+            clean_up_lost(ctx, queue, true).instrument(span).await;
+            continue;
+        }
         let ctx = ctx.clone();
         // In the background: killing leftovers may take the grace period,
         // and the heartbeat must not wait for it.

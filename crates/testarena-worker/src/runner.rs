@@ -15,7 +15,6 @@
 //! full disk with "disk full: ..." (DESIGN section 9).
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,20 +22,22 @@ use std::time::{Duration, Instant};
 use testarena_domain::config::{Config, Placeholders, RepoConfig, TargetConfig};
 use testarena_domain::git::{CheckoutOutcome, GitError, Mirror};
 use testarena_domain::models::{QueueRow, TaskRow};
-use testarena_domain::paths::{self, Confinement, Home};
-use testarena_domain::scenario::{self, MAX_SCENARIO_BYTES};
+use testarena_domain::paths::Home;
+use testarena_domain::scenario;
 use testarena_domain::status::Status;
-use testarena_domain::store;
+use testarena_domain::store::{self, EndOutcome, QueueEnd};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
-use crate::Error;
+use crate::cache::{self, BuildCache};
 use crate::db::{self, Db};
+use crate::inputs::{parse_env, read_scenario};
 use crate::logfile::{LogFile, Timeline};
 use crate::process::{self, Spec};
 use crate::supervise::{self, Ended, Limits, Stop, Watch};
 use crate::testrun::{LogSink, TaskContext};
 use crate::workspace::{self, BUILD_DIR, Lease};
+use crate::{Error, attempts};
 
 /// Pause between attempts to store a queue's end in a database that is
 /// full or busy.
@@ -51,13 +52,48 @@ pub struct Context {
     pub worker_id: String,
 }
 
-/// Why a queue ends early: a status and its reason.
+/// How a queue's attempt ends (early or not): a status, its reason, and
+/// whether the farm failed rather than the code (DESIGN section 11,
+/// "Attempts": such an `error` is retried while attempts are left).
 #[derive(Debug)]
-struct End(Status, String);
+pub(crate) struct End {
+    pub status: Status,
+    pub reason: String,
+    pub farm_failure: bool,
+}
+
+impl End {
+    pub(crate) fn new(status: Status, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+            farm_failure: false,
+        }
+    }
+
+    /// An `error` of the farm's own: git, the disk, QEMU, a board.
+    pub(crate) fn farm(reason: impl Into<String>) -> Self {
+        Self {
+            farm_failure: true,
+            ..Self::new(Status::Error, reason)
+        }
+    }
+}
 
 impl From<Error> for End {
     fn from(e: Error) -> Self {
-        End(Status::Error, error_reason(&e))
+        let reason = error_reason(&e);
+        match e {
+            // A clone or fetch that failed, a full disk: the farm's.
+            Error::Git(_) => End::farm(reason),
+            // A board fault retries only when another board could run it.
+            Error::Board { retry, .. } => End {
+                farm_failure: retry,
+                ..End::new(Status::Error, reason)
+            },
+            _ if reason.starts_with("disk full") => End::farm(reason),
+            _ => End::new(Status::Error, reason),
+        }
     }
 }
 
@@ -92,7 +128,7 @@ fn is_disk_full(e: &std::io::Error) -> bool {
 
 impl From<Stop> for End {
     fn from(stop: Stop) -> Self {
-        End(Status::Aborted, stop.reason().to_owned())
+        End::new(Status::Aborted, stop.reason())
     }
 }
 
@@ -130,12 +166,29 @@ async fn run(
         grace: Duration::from_secs(w.abort_grace_s),
     };
     let timeline = Timeline::open(&ctx.home.queue_log(&queue.id));
+    if queue.attempt > 1 {
+        // What the earlier attempt left on this host (it carries the same
+        // queue id) goes before this one starts anything.
+        process::stop(None, Some(&queue.id), watch.grace).await;
+        let (home, id, earlier) = (ctx.home.clone(), queue.id.clone(), queue.attempt - 1);
+        match db::blocking(move || attempts::archive(&home, &id, earlier)).await {
+            Ok(moved) if !moved.is_empty() => timeline.line(&format!(
+                "attempt {earlier}'s {} moved to attempts/{earlier}/",
+                moved.join(", ")
+            )),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot move the earlier attempt's logs"),
+        }
+    }
     timeline.line(&format!(
-        "claimed by worker {} (branch {}, target {}, timeout {timeout_s} s)",
-        ctx.worker_id, queue.branch, queue.target
+        "claimed by worker {} (branch {}, target {}, timeout {timeout_s} s{})",
+        ctx.worker_id,
+        queue.branch,
+        queue.target,
+        attempts::attempt_suffix(queue.attempt)
     ));
     tracing::info!(branch = %queue.branch, commit = ?queue.commit_sha, "queue started");
-    let (status, reason, build_dir) = match setup(ctx, &queue) {
+    let (end, build_dir) = match setup(ctx, &queue) {
         Ok((repo, target)) => {
             let workspace = ctx
                 .home
@@ -148,19 +201,15 @@ async fn run(
                 build_dir: workspace.join(BUILD_DIR),
                 workspace,
             };
-            let (status, reason) = match run.execute(repo, &target).await {
-                Ok(verdict) => verdict,
-                Err(End(status, reason)) => (status, reason),
+            let end = match run.execute(repo, &target).await {
+                Ok(end) | Err(end) => end,
             };
-            (status, reason, Some(run.build_dir))
+            (end, Some(run.build_dir))
         }
-        Err(End(status, reason)) => (status, reason, None),
+        Err(end) => (end, None),
     };
-    finish(
-        ctx, &queue.id, &watch, &timeline, build_dir, lease, status, &reason,
-    )
-    .await;
-    (status, reason)
+    finish(ctx, &queue.id, &watch, &timeline, build_dir, lease, &end).await;
+    (end.status, end.reason)
 }
 
 /// The queue's repository and target from the config.
@@ -173,6 +222,14 @@ fn setup(ctx: &Context, queue: &QueueRow) -> Flow<(RepoConfig, TargetConfig)> {
         .target(Some(&queue.target))
         .ok_or_else(|| Error::Config(format!("target {:?} is not configured", queue.target)))?;
     Ok((repo.clone(), target.clone()))
+}
+
+/// The build cache as one queue uses it.
+struct CacheUse {
+    cache: BuildCache,
+    key: String,
+    /// Whether the queue's build was restored from it.
+    restored: bool,
 }
 
 /// The state of one queue's run.
@@ -190,9 +247,38 @@ impl QueueRun<'_> {
         &self.queue.id
     }
 
-    async fn execute(&mut self, repo: RepoConfig, target: &TargetConfig) -> Flow<(Status, String)> {
-        self.checkout(repo).await?;
+    async fn execute(&mut self, repo: RepoConfig, target: &TargetConfig) -> Flow<End> {
+        let url = repo.url.clone();
+        let commit = self.checkout(repo).await?;
         let base_env = self.target_env(target).await?;
+        let cache = self.cached_build(&url, &commit, target).await?;
+        if cache.as_ref().is_none_or(|c| !c.restored) {
+            self.build(target, base_env.as_deref()).await?;
+            if let Some(cache) = cache {
+                self.store_build(cache).await;
+            }
+        }
+        let board = crate::board::BoardRun::of(&self.ctx.config, self.queue);
+        if let Some(board) = &board {
+            self.timeline.line(&format!("board {}: power on and flash", board.id()));
+            board
+                .prepare(&self.placeholders(), self.watch, &self.ctx.home, self.ctx.config.worker.lost_after_s)
+                .await?;
+            self.timeline.line(&format!("board {}: flashed", board.id()));
+        }
+        let result = self.tasks(target, base_env.as_deref()).await;
+        if let Some(board) = &board {
+            board.power_off(&self.placeholders(), self.watch, &self.ctx.home).await;
+        }
+        result
+    }
+
+    /// The build and image steps.
+    async fn build(
+        &mut self,
+        target: &TargetConfig,
+        base_env: Option<&[(OsString, OsString)]>,
+    ) -> Flow<()> {
         let build = self.placeholders().expand(&target.build);
         let image = target.image.as_ref().map(|i| self.placeholders().expand(i));
         self.step(
@@ -208,15 +294,81 @@ impl QueueRun<'_> {
                 std::fs::create_dir_all(&build_dir).map_err(|e| Error::io(&build_dir, e))
             })
             .await?;
-            self.step(
-                "image",
-                &image,
-                &self.build_dir.clone(),
-                base_env.as_deref(),
+            self.step("image", &image, &self.build_dir.clone(), base_env)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Looks the queue's build up in the worker's build cache and, when it
+    /// is there (and the queue did not ask for `no_cache`), restores it
+    /// into the build directory: the timeline and `build.log` say so.
+    /// `None` without a cache.
+    async fn cached_build(
+        &mut self,
+        url: &str,
+        commit: &str,
+        target: &TargetConfig,
+    ) -> Flow<Option<CacheUse>> {
+        let Some(cache) = BuildCache::new(
+            self.ctx.home.root().join("cache").join("build"),
+            self.ctx.config.worker.build_cache_mib,
+        ) else {
+            return Ok(None);
+        };
+        let script = target.env_script.clone();
+        let env_script = db::blocking(move || {
+            Ok(script.map_or_else(Vec::new, |s| std::fs::read(s).unwrap_or_default()))
+        })
+        .await?;
+        let key = cache::key(cache::KeyParts {
+            repo_url: url,
+            commit,
+            target_name: &self.queue.target,
+            target,
+            env_script: &env_script,
+        });
+        let mut log = LogFile::append(&self.ctx.home.build_log(self.id()));
+        if self.queue.no_cache {
+            log.write(format!("build cache bypassed (no_cache; key {key})\n").as_bytes())
+                .await?;
+            log.close().await?;
+            return Ok(Some(CacheUse { cache, key, restored: false }));
+        }
+        let (c, k, dir) = (cache.clone(), key.clone(), self.build_dir.clone());
+        let started = Instant::now();
+        let restored = match db::blocking(move || c.restore(&k, &dir)).await {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot restore the cached build; building");
+                None
+            }
+        };
+        if let Some(files) = restored {
+            let took = started.elapsed().as_secs_f64();
+            self.timeline.line(&format!("build cached ({key})"));
+            log.write(
+                format!("build cached ({key}): {files} files restored in {took:.2} s; build and image skipped\n")
+                    .as_bytes(),
             )
             .await?;
         }
-        self.tasks(target, base_env.as_deref()).await
+        log.close().await?;
+        Ok(Some(CacheUse {
+            cache,
+            key,
+            restored: restored.is_some(),
+        }))
+    }
+
+    /// Keeps a build that passed in the cache; a failure to is logged only.
+    async fn store_build(&self, cache: CacheUse) {
+        let (key, dir) = (cache.key.clone(), self.build_dir.clone());
+        match db::blocking(move || cache.cache.store(&cache.key, &dir)).await {
+            Ok(true) => self.timeline.line(&format!("build stored in the cache ({key})")),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot store the build in the cache"),
+        }
     }
 
     fn placeholders(&self) -> Placeholders<'_> {
@@ -245,7 +397,7 @@ impl QueueRun<'_> {
     /// Fetches the mirror and moves the slot's checkout to the queue's
     /// commit: the one pinned at submission, else the branch's tip now
     /// (a queue stored before commits were pinned), which is recorded.
-    async fn checkout(&mut self, repo: RepoConfig) -> Flow<()> {
+    async fn checkout(&mut self, repo: RepoConfig) -> Flow<String> {
         let mirror = Arc::new(Mirror::new(&self.ctx.home.git_cache(), &repo));
         let timeout = self
             .watch
@@ -280,7 +432,7 @@ impl QueueRun<'_> {
         let outcome = match self.git(move || m.checkout(&commit, &dest)).await? {
             Ok(outcome) => outcome,
             Err(GitError::CommitNotFound { .. }) if pinned.is_some() => {
-                return Err(End(
+                return Err(End::new(
                     Status::Error,
                     format!("commit {sha} is not in the repository"),
                 ));
@@ -288,7 +440,7 @@ impl QueueRun<'_> {
             Err(e) => return Err(e.into()),
         };
         self.timeline.line(&checked_out(&outcome));
-        Ok(())
+        Ok(sha)
     }
 
     /// Sources the target's `env_script` once and returns the environment
@@ -349,7 +501,7 @@ impl QueueRun<'_> {
             queue_id: self.id(),
             stdin: false,
         };
-        let child = process::spawn(&spec).map_err(|e| End(Status::Error, e.to_string()))?;
+        let child = process::spawn(&spec).map_err(|e| End::new(Status::Error, e.to_string()))?;
         let mut sink = LogSink { log };
         let ended = supervise::supervise(self.watch, child, Limits::default(), &mut sink).await?;
         sink.log.close().await?;
@@ -369,12 +521,12 @@ impl QueueRun<'_> {
                 } else {
                     Status::Failed
                 };
-                Err(End(status, format!("{what} failed (exit {code})")))
+                Err(End::new(status, format!("{what} failed (exit {code})")))
             }
             Ended::Stopped(stop) => Err(stop.into()),
             // A build step has no step timeout: the queue's deadline bounds it.
             Ended::Done | Ended::Timeout(_) | Ended::Quiet(_) => {
-                Err(End(Status::Error, format!("{what} ended unexpectedly")))
+                Err(End::new(Status::Error, format!("{what} ended unexpectedly")))
             }
         }
     }
@@ -383,14 +535,14 @@ impl QueueRun<'_> {
         &mut self,
         target: &TargetConfig,
         base_env: Option<&[(OsString, OsString)]>,
-    ) -> Flow<(Status, String)> {
+    ) -> Flow<End> {
         let id = self.id().to_owned();
         let tasks = self
             .ctx
             .db
             .run(move |c| store::tasks_of(c, &[id.as_str()]))
             .await?;
-        let (mut failed, mut errored) = (0, 0);
+        let (mut failed, mut errored, mut farm) = (0, 0, 0);
         for task in &tasks {
             if let Some(stop) = self.watch.check().await {
                 return Err(stop.into());
@@ -403,7 +555,8 @@ impl QueueRun<'_> {
             self.timeline
                 .line(&format!("task {} started ({})", task.id, task.scenario));
             let span = tracing::info_span!("task", task.id = %task.id);
-            let (status, reason) = self.task(task, target, base_env).instrument(span).await?;
+            let (status, reason, farm_failure) =
+                self.task(task, target, base_env).instrument(span).await?;
             let task_id = task.id.clone();
             let r = reason.clone();
             self.ctx
@@ -418,6 +571,7 @@ impl QueueRun<'_> {
                 Status::Error => errored += 1,
                 _ => {}
             }
+            farm += usize::from(farm_failure);
         }
         let total = tasks.len();
         let mut reasons = Vec::new();
@@ -432,23 +586,29 @@ impl QueueRun<'_> {
             (1.., _) => Status::Failed,
             _ => Status::Passed,
         };
-        Ok((status, reasons.join(", ")))
+        // Retried only when every error was the farm's and nothing failed.
+        let farm_failure = errored > 0 && farm == errored && failed == 0;
+        Ok(End {
+            farm_failure,
+            ..End::new(status, reasons.join(", "))
+        })
     }
 
-    /// Runs one task's scenario; returns its final status and reason.
+    /// Runs one task's scenario; returns its final status and reason, and
+    /// whether its errors were all the farm's (a QEMU that would not start).
     async fn task(
         &mut self,
         task: &TaskRow,
         target: &TargetConfig,
         base_env: Option<&[(OsString, OsString)]>,
-    ) -> Flow<(Status, Option<String>)> {
+    ) -> Flow<(Status, Option<String>, bool)> {
         let (workspace, file) = (self.workspace.clone(), task.scenario.clone());
         let bytes = db::blocking(move || Ok(read_scenario(&workspace, &file))).await?;
         let parsed =
             bytes.and_then(|b| scenario::parse(&task.scenario, &b).map_err(|e| e.to_string()));
         let scenario = match parsed {
             Ok(s) => s,
-            Err(message) => return Ok((Status::Error, Some(message))),
+            Err(message) => return Ok((Status::Error, Some(message), false)),
         };
         let ctx = TaskContext {
             watch: self.watch,
@@ -459,6 +619,8 @@ impl QueueRun<'_> {
             target,
             base_env,
             default_timeout_s: self.ctx.config.worker.test_timeout_s,
+            board: crate::board::BoardRun::of(&self.ctx.config, self.queue),
+            lost_after_s: self.ctx.config.worker.lost_after_s,
         };
         let mut failures = Vec::new();
         let mut error = false;
@@ -503,7 +665,7 @@ impl QueueRun<'_> {
             1 => first.clone(),
             n => format!("{first} (and {} more failed tests)", n - 1),
         });
-        Ok((status, reason))
+        Ok((status, reason, error))
     }
 }
 
@@ -511,10 +673,6 @@ impl QueueRun<'_> {
 /// the recording of its verdict ([`workspace::end_queue`]: the build
 /// directory first, unless `keep_workspace`; the timeline's last line; the
 /// end; the slot given back; `junit.xml`).
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the parts of a run that outlive it"
-)]
 async fn finish(
     ctx: &Context,
     queue_id: &str,
@@ -522,9 +680,9 @@ async fn finish(
     timeline: &Timeline,
     build_dir: Option<PathBuf>,
     lease: Lease,
-    status: Status,
-    reason: &str,
+    end: &End,
 ) {
+    let (status, reason) = (end.status, end.reason.as_str());
     let left = process::stop(None, Some(queue_id), watch.grace).await;
     if !left.is_empty() {
         tracing::error!(?left, "processes of the queue survived SIGKILL");
@@ -536,37 +694,50 @@ async fn finish(
         } else {
             format!(": {reason}")
         };
-        timeline.line(&format!("finished {status}{suffix}"));
+        let recorded = record_end(ctx, queue_id, watch, end).await;
+        match &recorded {
+            Some(EndOutcome::Retried(row)) => timeline.line(&format!(
+                "attempt {} ended {status}{suffix}; {}",
+                row.attempt - 1,
+                row.status_reason.as_deref().unwrap_or("retrying")
+            )),
+            _ => timeline.line(&format!("finished {status}{suffix}")),
+        }
         timeline.flush().await;
-        record_end(ctx, queue_id, watch, status, reason).await
+        recorded.is_some()
     };
     if workspace::end_queue(&ctx.home, &ctx.db, queue_id, build_dir, Some(lease), record).await {
         tracing::info!(%status, reason, "queue finished");
     }
 }
 
-/// Stores the queue's end. A database that is full (or stays busy) is
+/// Stores the queue's end (or, for a farm failure with attempts left, the
+/// end of its attempt: the queue waits for the next). A database that is full (or stays busy) is
 /// tried again every [`RECORD_RETRY`] until it takes the write or the
 /// worker stops: a verdict that was never stored would leave the queue
-/// `running` until some worker declared it lost. Returns whether it was
-/// stored.
+/// `running` until some worker declared it lost. Returns what was stored.
 async fn record_end(
     ctx: &Context,
     queue_id: &str,
     watch: &Watch,
-    status: Status,
-    reason: &str,
-) -> bool {
+    end: &End,
+) -> Option<EndOutcome> {
     let mut shutdown = watch.shutdown.clone();
     let mut warned = false;
+    let (status, farm_failure) = (end.status, end.farm_failure);
+    let retry_errors = ctx.config.worker.retry_errors;
     loop {
-        let (id, r) = (queue_id.to_owned(), reason.to_owned());
-        match ctx
-            .db
-            .run(move |c| store::finish_queue(c, &id, status, &r))
-            .await
-        {
-            Ok(_) => return true,
+        let (id, r) = (queue_id.to_owned(), end.reason.clone());
+        let recorded = ctx.db.run(move |c| {
+            let end = QueueEnd {
+                status,
+                reason: &r,
+                farm_failure,
+            };
+            store::end_queue(c, &id, end, retry_errors)
+        });
+        match recorded.await {
+            Ok(outcome) => return Some(outcome),
             Err(Error::Store(e @ (store::StoreError::Full(_) | store::StoreError::Busy(_)))) => {
                 if !warned {
                     tracing::error!(error = %e, %status, "cannot record the queue's end yet; trying again");
@@ -576,14 +747,14 @@ async fn record_end(
             // Another worker may have declared this one lost meanwhile.
             Err(e) => {
                 tracing::error!(error = %e, %status, "cannot record the queue's end");
-                return false;
+                return None;
             }
         }
         tokio::select! {
             () = tokio::time::sleep(RECORD_RETRY) => {}
             () = supervise::shutting_down(&mut shutdown) => {
                 tracing::error!(%status, "worker stopping: the queue's end is not recorded");
-                return false;
+                return None;
             }
         }
     }
@@ -599,60 +770,9 @@ fn checked_out(outcome: &CheckoutOutcome) -> String {
     }
 }
 
-/// Reads a scenario file from the checkout. Refuses what is not a regular
-/// file inside the checkout (a symbolic link pointing out of it) and files
-/// over the parser's limit; the message says which.
-fn read_scenario(workspace: &Path, file: &str) -> std::result::Result<Vec<u8>, String> {
-    let (real, meta) = paths::confined_file(workspace, file).map_err(|e| match e {
-        Confinement::NotFound => format!("{file}: not found in the checkout"),
-        Confinement::Outside => format!("{file}: leads out of the checkout"),
-        Confinement::NotAFile => format!("{file}: not a regular file"),
-        Confinement::Io(e) => format!("{file}: {e}"),
-    })?;
-    if meta.len() > MAX_SCENARIO_BYTES as u64 {
-        return Err(format!(
-            "{file}:1: file is {} bytes; scenario files are limited to 1 MiB",
-            meta.len()
-        ));
-    }
-    std::fs::read(&real).map_err(|e| format!("{file}: {e}"))
-}
-
-/// Parses `env -0` output. Variables that describe the capturing shell
-/// rather than the environment are left out.
-fn parse_env(bytes: Vec<u8>) -> Vec<(OsString, OsString)> {
-    bytes
-        .split(|b| *b == 0)
-        .filter_map(|entry| {
-            let eq = entry.iter().position(|b| *b == b'=')?;
-            let (name, value) = (&entry[..eq], &entry[eq + 1..]);
-            let skip: [&[u8]; 5] = [b"", b"PWD", b"OLDPWD", b"SHLVL", b"_"];
-            (!skip.contains(&name)).then(|| {
-                (
-                    OsString::from_vec(name.to_vec()),
-                    OsString::from_vec(value.to_vec()),
-                )
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_output_parses() {
-        let env = parse_env(b"A=1\0PWD=/x\0B=x=y\0EMPTY=\0_=/bin/env\0\0".to_vec());
-        assert_eq!(
-            env,
-            vec![
-                ("A".into(), "1".into()),
-                ("B".into(), "x=y".into()),
-                ("EMPTY".into(), "".into()),
-            ]
-        );
-    }
 
     #[test]
     fn a_full_disk_is_named_in_the_reason() {
@@ -673,43 +793,6 @@ mod tests {
         assert_eq!(
             error_reason(&other),
             "/h/x: Permission denied (os error 13)"
-        );
-    }
-
-    #[test]
-    fn scenarios_must_stay_in_the_checkout() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = dir.path().join("ws");
-        std::fs::create_dir_all(ws.join("sc")).unwrap();
-        std::fs::write(ws.join("sc/a.xml"), "<x/>").unwrap();
-        std::fs::write(dir.path().join("secret.xml"), "<s/>").unwrap();
-        std::os::unix::fs::symlink("../secret.xml", ws.join("out.xml")).unwrap();
-        std::os::unix::fs::symlink("sc/a.xml", ws.join("in.xml")).unwrap();
-        assert_eq!(read_scenario(&ws, "sc/a.xml").unwrap(), b"<x/>");
-        assert_eq!(read_scenario(&ws, "in.xml").unwrap(), b"<x/>");
-        assert_eq!(
-            read_scenario(&ws, "out.xml").unwrap_err(),
-            "out.xml: leads out of the checkout"
-        );
-        assert_eq!(
-            read_scenario(&ws, "../secret.xml").unwrap_err(),
-            "../secret.xml: leads out of the checkout"
-        );
-        assert_eq!(
-            read_scenario(&ws, "nope.xml").unwrap_err(),
-            "nope.xml: not found in the checkout"
-        );
-        assert_eq!(
-            read_scenario(&ws, "sc").unwrap_err(),
-            "sc: not a regular file"
-        );
-        std::fs::write(ws.join("big.xml"), vec![b' '; MAX_SCENARIO_BYTES + 1]).unwrap();
-        assert_eq!(
-            read_scenario(&ws, "big.xml").unwrap_err(),
-            format!(
-                "big.xml:1: file is {} bytes; scenario files are limited to 1 MiB",
-                MAX_SCENARIO_BYTES + 1
-            )
         );
     }
 }

@@ -164,7 +164,9 @@ pub async fn end_queue(
     drop(lease);
     let id = queue_id.to_owned();
     match db.run(move |c| store::queue_detail(c, &id)).await {
-        Ok(Some(detail)) => {
+        // A queue waiting for its next attempt gets its `junit.xml` when
+        // it ends for good.
+        Ok(Some(detail)) if detail.queue.status().is_final() => {
             let path = home.junit(queue_id);
             let written = db::blocking(move || {
                 std::fs::write(&path, junit::render(&detail)).map_err(|e| Error::io(&path, e))
@@ -173,7 +175,7 @@ pub async fn end_queue(
                 tracing::error!(error = %e, "cannot write junit.xml");
             }
         }
-        Ok(None) => {}
+        Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot read the queue for junit.xml"),
     }
     recorded

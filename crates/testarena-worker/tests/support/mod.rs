@@ -193,6 +193,8 @@ impl Farm {
                 heartbeat_s: 1,
                 lost_after_s: 3,
                 keep_workspace: false,
+                retry_errors: 0,
+                build_cache_mib: 0,
             },
             repos: vec![RepoConfig {
                 name: "fw".to_owned(),
@@ -281,6 +283,7 @@ impl Farm {
             priority: 0,
             timeout_s,
             created_at: store::now(),
+            no_cache: false,
         };
         let tasks: Vec<NewTask> = scenarios
             .iter()
@@ -288,10 +291,10 @@ impl Farm {
             .map(|(i, s)| NewTask {
                 id: format!("{id}.{}", i + 1),
                 scenario: (*s).to_owned(),
+                only: None,
             })
             .collect();
         let mut conn = self.pool.get().unwrap();
-                only: None,
         store::create_queue(&mut conn, &queue, &tasks).unwrap();
         id
     }
