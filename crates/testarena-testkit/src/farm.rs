@@ -67,6 +67,9 @@ pub struct Setup {
     pub heartbeat_s: u64,
     pub lost_after_s: u64,
     pub rust_log: String,
+    /// More environment for every daemon and sub-command (the secrets that
+    /// `*_env` config keys name).
+    pub env: Vec<(String, String)>,
     /// An existing directory to use as `home` (a tmpfs), else `<dir>/home`.
     pub home: Option<PathBuf>,
     /// An existing directory to hold the farm (kept), else a temporary one.
@@ -103,6 +106,7 @@ impl Setup {
             heartbeat_s: 1,
             lost_after_s: 30,
             rust_log: "info".into(),
+            env: Vec::new(),
             home: None,
             dir: None,
             static_dir: Some(crate::workspace_root().join("static")),
@@ -296,12 +300,13 @@ impl Farm {
 
     /// Runs `testarena-app <args>` to its end, `stdin` (a line) on its input.
     pub fn try_app_command(&self, args: &[&str], stdin: Option<&str>) -> Result<()> {
-        let cmd = daemon::command(
+        let mut cmd = daemon::command(
             &self.bins.app,
             &self.config_path(None),
             args,
             &self.setup.rust_log,
         );
+        cmd.envs(self.setup.env.iter().map(|(k, v)| (k, v)));
         let input = stdin.map(|s| format!("{s}\n")).unwrap_or_default();
         daemon::run_to_end(cmd, &input, &self.log_path("app.log"))
     }
@@ -327,7 +332,8 @@ impl Farm {
     }
 
     fn spawn(&self, binary: &Path, config: &Path, log: &str) -> Result<Daemon> {
-        let cmd = daemon::command(binary, config, &[], &self.setup.rust_log);
+        let mut cmd = daemon::command(binary, config, &[], &self.setup.rust_log);
+        cmd.envs(self.setup.env.iter().map(|(k, v)| (k, v)));
         let name = binary
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

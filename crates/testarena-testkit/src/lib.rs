@@ -20,6 +20,8 @@
 //! - [`wait`]: polling with a deadline that names what it waited for.
 //! - [`port`]: free loopback ports, never the same one twice per process.
 //! - [`procs`]: the processes of this machine as `/proc` shows them.
+//! - [`forge_standin`]: a stand-in for a forge's commit-status API (no
+//!   Gitea, GitHub or GitLab runs here), recording what it receives.
 //!
 //! Lifecycle calls come in two forms: `try_*` returns an [`Error`] (the
 //! benchmark program reports it), the short form panics with it (a test
@@ -30,6 +32,7 @@ mod config;
 pub mod daemon;
 mod error;
 pub mod farm;
+pub mod forge_standin;
 pub mod http;
 pub mod port;
 pub mod procs;
@@ -41,6 +44,7 @@ pub use bins::{Bins, Profile};
 pub use daemon::Daemon;
 pub use error::{Error, Result};
 pub use farm::{Farm, RepoKind, Setup};
+pub use forge_standin::ForgeStandin;
 pub use http::{Auth, Client, Resp};
 pub use port::free_port;
 pub use repo::{Content, Repo};

@@ -6,6 +6,7 @@
 
 mod auth;
 mod contract;
+mod hooks;
 mod malformed;
 mod openapi;
 mod queues;

@@ -298,7 +298,8 @@ fn the_document_describes_exactly_the_routes_of_the_router() {
             "{method} {path}"
         );
     }
-    assert_eq!(documented.len(), 31 + 3, "{documented:?}");
+    // The forges' 3 (DESIGN section 12) come last.
+    assert_eq!(documented.len(), 31 + 3 + 3, "{documented:?}");
 }
 
 #[test]
@@ -321,6 +322,8 @@ fn the_document_is_consistent_with_the_contract() {
         ("GET", "/api/v1/openapi.json"),
         ("POST", "/api/v1/session"),
         ("DELETE", "/api/v1/session"),
+        // Authenticated by the forge's signature, not a user (DESIGN section 12).
+        ("POST", "/api/v1/hooks/{repo}"),
     ]
     .into();
     let mut ids = BTreeSet::new();
@@ -411,7 +414,7 @@ fn the_document_is_consistent_with_the_contract() {
         "id": "q1", "status": "waiting", "status_reason": null, "repo": "firmware",
         "branch": "main", "commit": null, "target": "esp32", "owner": "ann", "priority": 0,
         "timeout_s": null, "created_at": "2024-01-02T03:04:05Z", "started_at": null,
-        "finished_at": null, "position": 1,
+        "finished_at": null, "position": 1, "triggered_by": null,
         "tasks": [{"id": "q1.1", "queue_id": "q1", "scenario": "s.xml", "status": "skipped",
             "status_reason": "not reached", "passed": 0, "failed": 0, "skipped": 0,
             "started_at": null, "finished_at": null,
@@ -478,7 +481,10 @@ impl Walk<'_> {
 
 #[test]
 fn real_answers_of_every_operation_match_the_document() {
-    let s = Server::start_with(|c| c.server.login_attempts_per_minute = 2);
+    let s = Server::start_with(|c| {
+        c.server.login_attempts_per_minute = 2;
+        crate::hooks::enable(c, testarena_domain::config::Forge::Gitea);
+    });
     let w = Walk {
         s: &s,
         c: Contract::fetch(&s),
@@ -717,6 +723,31 @@ fn real_answers_of_every_operation_match_the_document() {
     );
 
     w.go(200, "GET", "/api/v1/config", ann, None);
+
+    // Forges (DESIGN section 12): a push of a commit without
+    // .testarena.toml, an event that is not handled, refusals; the hooks
+    // received and a queue's deliveries.
+    let tip = store::queue_detail(&mut s.conn(), "q-d").unwrap().unwrap().queue.commit_sha.unwrap();
+    let push = json!({"ref": "refs/heads/main", "after": tip, "pusher": {"login": "ann"}}).to_string();
+    let hook = |status: u16, event: &str, body: &str| {
+        let r = crate::hooks::gitea_hook(&s, event, "d-1", body);
+        assert_eq!(r.status, status, "{event}: {}", r.body);
+        w.c.check("POST", "/api/v1/hooks/firmware", &r);
+    };
+    hook(200, "push", &push);
+    hook(400, "push", "{");
+    let r = send(&s, "POST", "/api/v1/hooks/firmware", none, Some(&push), Some("application/json"));
+    assert_eq!(r.status, 401, "{}", r.body);
+    w.c.check("POST", "/api/v1/hooks/firmware", &r);
+    let r = crate::hooks::gitea_hook(&s, "issues", "d-2", "{}");
+    assert_eq!(r.status, 202, "{}", r.body);
+    w.c.check("POST", "/api/v1/hooks/firmware", &r);
+    let hooks = w.go(200, "GET", "/api/v1/hooks/firmware/deliveries?limit=5", ann, None);
+    assert_eq!(hooks.json().as_array().map(Vec::len), Some(2));
+    w.go(404, "GET", "/api/v1/hooks/nope/deliveries", ann, None);
+    w.go(422, "GET", "/api/v1/hooks/firmware/deliveries?limit=0", ann, None);
+    w.go(200, "GET", "/api/v1/queues/q-d/deliveries", ann, None);
+    w.go(404, "GET", "/api/v1/queues/nope/deliveries", ann, None);
 
     // Basic failures are rate-limited like sign-ins: 429 with Retry-After.
     let wrong = Auth::Basic("ann", "wrong password");
