@@ -65,4 +65,3 @@ pub fn entry_of(task: &Task) -> ScenarioEntry {
         None => ScenarioEntry::Path(task.scenario.clone()),
     }
 }
-

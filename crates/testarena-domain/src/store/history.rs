@@ -70,7 +70,10 @@ type RunRow = (
 /// A test's runs, newest first (in the order they were recorded: the
 /// cursor is the run's id, so runs recorded while a client pages are
 /// neither skipped nor repeated).
-pub fn test_history(conn: &mut SqliteConnection, filter: &HistoryFilter) -> StoreResult<HistoryPage> {
+pub fn test_history(
+    conn: &mut SqliteConnection,
+    filter: &HistoryFilter,
+) -> StoreResult<HistoryPage> {
     let limit = filter.limit.clamp(1, MAX_HISTORY_PAGE);
     let mut query = test_cases::table
         .inner_join(tasks::table)
@@ -113,7 +116,19 @@ pub fn test_history(conn: &mut SqliteConnection, filter: &HistoryFilter) -> Stor
     let items = rows
         .into_iter()
         .map(
-            |(_, queue_id, task_id, commit, branch, target, ran_on, status, duration_ms, message, at)| {
+            |(
+                _,
+                queue_id,
+                task_id,
+                commit,
+                branch,
+                target,
+                ran_on,
+                status,
+                duration_ms,
+                message,
+                at,
+            )| {
                 TestRun {
                     queue_id,
                     task_id,
@@ -181,14 +196,21 @@ pub fn case_facts(
     )
     .bind::<diesel::sql_types::Text, _>(&detail.queue.id)
     .load(conn)?;
-    let scenarios: Vec<&str> = detail.tasks.iter().map(|(t, _)| t.scenario.as_str()).collect();
+    let scenarios: Vec<&str> = detail
+        .tasks
+        .iter()
+        .map(|(t, _)| t.scenario.as_str())
+        .collect();
     let flaky = flaky_tests(conn, &detail.queue.repo, &scenarios)?;
     Ok(rows
         .into_iter()
         .map(|r| {
             let failed = matches!(parse_status(&r.status), Status::Failed | Status::Error);
             let facts = CaseFacts {
-                known_flaky: flaky.get(&(r.scenario, r.name.clone())).copied().unwrap_or(false),
+                known_flaky: flaky
+                    .get(&(r.scenario, r.name.clone()))
+                    .copied()
+                    .unwrap_or(false),
                 new_failure: failed && r.prev.as_deref() == Some(Status::Passed.as_str()),
                 baseline_ms: r
                     .base

@@ -95,6 +95,7 @@ pub(super) fn create_queue_in(
                 tasks::queue_id.eq(&queue.id),
                 tasks::position.eq(position),
                 tasks::scenario.eq(&task.scenario),
+                tasks::only.eq(task.only_json()),
             ))
             .execute(conn)
             .map_err(|e| conflict_on_unique(e, || format!("task {:?} exists already", task.id)))?;

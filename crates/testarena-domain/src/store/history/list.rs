@@ -131,7 +131,8 @@ pub fn list_tests(conn: &mut SqliteConnection, filter: &TestsFilter) -> StoreRes
     }
     let series: Vec<SeriesRow> = query.load(conn)?;
     let mut tests: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
-    for (repo, scenario, name, verdicts, durations, last_id, last_status, last_fail, mixed) in series
+    for (repo, scenario, name, verdicts, durations, last_id, last_status, last_fail, mixed) in
+        series
     {
         let acc = tests.entry((repo, scenario, name)).or_default();
         acc.flips = acc.flips.max(flips(&verdicts));
