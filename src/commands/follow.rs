@@ -27,6 +27,8 @@ struct Seen {
     tests: HashSet<(String, String)>,
     /// The last line of the timeline, for the progress line.
     activity: String,
+    /// The attempt last shown (a retry starts the next).
+    attempt: Option<i32>,
     /// Whether a progress line is on screen.
     drawn: bool,
     frame: usize,
@@ -93,6 +95,14 @@ fn show_changes(ctx: &mut Ctx, q: &Queue, seen: &mut Seen) -> Result<()> {
         return Ok(());
     }
     let mut lines = Vec::new();
+    if seen.attempt.is_some_and(|a| a != q.attempt) {
+        // A farm failure was retried: the next attempt's results are new.
+        seen.tasks.clear();
+        seen.tests.clear();
+        let why = q.status_reason.as_deref().unwrap_or("retrying");
+        lines.push(format!("queue {} attempt {}: {why}", q.id, q.attempt));
+    }
+    seen.attempt = Some(q.attempt);
     if seen.status != Some(q.status) {
         seen.status = Some(q.status);
         if !ctx.out.tty && !q.is_final() {

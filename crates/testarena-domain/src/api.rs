@@ -5,7 +5,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 pub use testarena_wire::api::*;
 
-use crate::models::{AttemptRow, QueueDetail, QueueRow, TaskRow, TestCaseRow, TokenRow, UserRow, WorkerRow};
+use crate::models::{
+    AttemptRow, QueueDetail, QueueRow, TaskRow, TestCaseRow, TokenRow, UserRow, WorkerRow,
+};
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()

@@ -34,7 +34,7 @@ pub(crate) fn render(setup: &Setup, place: &Place<'_>, worker_id: &str) -> Strin
         text,
         "\n[worker]\nid = {id}\nslots = {slots}\npoll_interval_ms = {poll}\n\
          test_timeout_s = {test}\nabort_grace_s = {grace}\nheartbeat_s = {heartbeat}\n\
-         lost_after_s = {lost}\n",
+         lost_after_s = {lost}\nretry_errors = {retry}\nbuild_cache_mib = {cache}\n",
         id = q(worker_id),
         slots = setup.slots,
         poll = setup.poll_interval_ms,
@@ -42,6 +42,8 @@ pub(crate) fn render(setup: &Setup, place: &Place<'_>, worker_id: &str) -> Strin
         grace = setup.abort_grace_s,
         heartbeat = setup.heartbeat_s,
         lost = setup.lost_after_s,
+        retry = setup.retry_errors,
+        cache = setup.build_cache_mib,
     );
     for (name, url) in place.repos {
         let _ = write!(

@@ -66,6 +66,12 @@ pub struct Setup {
     pub abort_grace_s: u64,
     pub heartbeat_s: u64,
     pub lost_after_s: u64,
+    /// `worker.retry_errors`: 0 here (a farm failure ends the queue, as
+    /// the suites written before attempts expect), 1 in the product.
+    pub retry_errors: u32,
+    /// `worker.build_cache_mib`: 0 here (every queue builds), 2048 in the
+    /// product.
+    pub build_cache_mib: u64,
     pub rust_log: String,
     /// More environment for every daemon and sub-command (the secrets that
     /// `*_env` config keys name).
@@ -105,6 +111,8 @@ impl Setup {
             abort_grace_s: 2,
             heartbeat_s: 1,
             lost_after_s: 30,
+            retry_errors: 0,
+            build_cache_mib: 0,
             rust_log: "info".into(),
             env: Vec::new(),
             home: None,

@@ -64,7 +64,10 @@ mod tests {
         std::fs::write(dir.join("queue.log"), "timeline").unwrap();
         assert_eq!(archive(&home, "q", 1).unwrap(), ["build.log", "tasks"]);
         let a1 = dir.join("attempts/1");
-        assert_eq!(std::fs::read_to_string(a1.join("build.log")).unwrap(), "built");
+        assert_eq!(
+            std::fs::read_to_string(a1.join("build.log")).unwrap(),
+            "built"
+        );
         assert_eq!(
             std::fs::read_to_string(a1.join("tasks/q.1/unit.log")).unwrap(),
             "one"
@@ -75,7 +78,10 @@ mod tests {
         // what was moved is not overwritten.
         std::fs::write(dir.join("build.log"), "attempt 2").unwrap();
         assert!(archive(&home, "q", 1).unwrap().is_empty());
-        assert_eq!(std::fs::read_to_string(a1.join("build.log")).unwrap(), "built");
+        assert_eq!(
+            std::fs::read_to_string(a1.join("build.log")).unwrap(),
+            "built"
+        );
         assert!(archive(&home, "nothing-here", 1).unwrap().is_empty());
     }
 }

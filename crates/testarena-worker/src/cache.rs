@@ -288,7 +288,10 @@ mod tests {
         std::fs::create_dir_all(&dest).unwrap();
         std::fs::write(dest.join("stale"), "x").unwrap();
         assert_eq!(cache.restore("k1", &dest).unwrap(), Some(2));
-        assert_eq!(std::fs::read(dest.join("sub/fw.bin")).unwrap(), vec![7u8; 10]);
+        assert_eq!(
+            std::fs::read(dest.join("sub/fw.bin")).unwrap(),
+            vec![7u8; 10]
+        );
         assert_eq!(
             std::fs::read_link(dest.join("link")).unwrap(),
             Path::new("sub/fw.bin")
@@ -298,7 +301,10 @@ mod tests {
         std::fs::write(dest.join("sub/fw.bin"), "changed").unwrap();
         let again = tmp.path().join("ws2/build");
         cache.restore("k1", &again).unwrap();
-        assert_eq!(std::fs::read(again.join("sub/fw.bin")).unwrap(), vec![7u8; 10]);
+        assert_eq!(
+            std::fs::read(again.join("sub/fw.bin")).unwrap(),
+            vec![7u8; 10]
+        );
         assert!(BuildCache::new(tmp.path().join("off"), 0).is_none());
     }
 

@@ -7,8 +7,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use testarena_domain::paths::{self, Confinement};
 use testarena_domain::junit::{self, read::JunitCase, read::MAX_JUNIT_BYTES};
+use testarena_domain::paths::{self, Confinement};
 use testarena_domain::scenario::MAX_SCENARIO_BYTES;
 
 /// Reads a scenario file from the checkout. Refuses what is not a regular
@@ -35,7 +35,9 @@ pub(crate) fn read_scenario(workspace: &Path, file: &str) -> std::result::Result
 /// message says what is wrong, naming the file.
 pub(crate) fn read_junit(workspace: &Path, file: &str) -> Result<Vec<JunitCase>, String> {
     let (real, meta) = paths::confined_file(workspace, file).map_err(|e| match e {
-        Confinement::NotFound => format!("JUnit file {file}: not found (did the command write it?)"),
+        Confinement::NotFound => {
+            format!("JUnit file {file}: not found (did the command write it?)")
+        }
         Confinement::Outside => format!("JUnit file {file}: leads out of the checkout"),
         Confinement::NotAFile => format!("JUnit file {file}: not a regular file"),
         Confinement::Io(e) => format!("JUnit file {file}: {e}"),
@@ -130,7 +132,11 @@ mod tests {
         std::fs::create_dir_all(&ws).unwrap();
         std::fs::write(dir.path().join("out.xml"), "<testsuite/>").unwrap();
         std::os::unix::fs::symlink("../out.xml", ws.join("out.xml")).unwrap();
-        std::fs::write(ws.join("ok.xml"), "<testsuite><testcase name=\"a\"/></testsuite>").unwrap();
+        std::fs::write(
+            ws.join("ok.xml"),
+            "<testsuite><testcase name=\"a\"/></testsuite>",
+        )
+        .unwrap();
         std::fs::write(ws.join("bad.xml"), "<testsuite>").unwrap();
         assert_eq!(read_junit(&ws, "ok.xml").unwrap()[0].name, "a");
         assert_eq!(
@@ -147,6 +153,10 @@ mod tests {
                 .starts_with("JUnit file bad.xml: line 1: not well-formed XML"),
         );
         std::fs::write(ws.join("big.xml"), vec![b' '; MAX_JUNIT_BYTES + 1]).unwrap();
-        assert!(read_junit(&ws, "big.xml").unwrap_err().contains("limited to 1 MiB"));
+        assert!(
+            read_junit(&ws, "big.xml")
+                .unwrap_err()
+                .contains("limited to 1 MiB")
+        );
     }
 }

@@ -260,15 +260,24 @@ impl QueueRun<'_> {
         }
         let board = crate::board::BoardRun::of(&self.ctx.config, self.queue);
         if let Some(board) = &board {
-            self.timeline.line(&format!("board {}: power on and flash", board.id()));
+            self.timeline
+                .line(&format!("board {}: power on and flash", board.id()));
             board
-                .prepare(&self.placeholders(), self.watch, &self.ctx.home, self.ctx.config.worker.lost_after_s)
+                .prepare(
+                    &self.placeholders(),
+                    self.watch,
+                    &self.ctx.home,
+                    self.ctx.config.worker.lost_after_s,
+                )
                 .await?;
-            self.timeline.line(&format!("board {}: flashed", board.id()));
+            self.timeline
+                .line(&format!("board {}: flashed", board.id()));
         }
         let result = self.tasks(target, base_env.as_deref()).await;
         if let Some(board) = &board {
-            board.power_off(&self.placeholders(), self.watch, &self.ctx.home).await;
+            board
+                .power_off(&self.placeholders(), self.watch, &self.ctx.home)
+                .await;
         }
         result
     }
@@ -333,7 +342,11 @@ impl QueueRun<'_> {
             log.write(format!("build cache bypassed (no_cache; key {key})\n").as_bytes())
                 .await?;
             log.close().await?;
-            return Ok(Some(CacheUse { cache, key, restored: false }));
+            return Ok(Some(CacheUse {
+                cache,
+                key,
+                restored: false,
+            }));
         }
         let (c, k, dir) = (cache.clone(), key.clone(), self.build_dir.clone());
         let started = Instant::now();
@@ -365,7 +378,9 @@ impl QueueRun<'_> {
     async fn store_build(&self, cache: CacheUse) {
         let (key, dir) = (cache.key.clone(), self.build_dir.clone());
         match db::blocking(move || cache.cache.store(&cache.key, &dir)).await {
-            Ok(true) => self.timeline.line(&format!("build stored in the cache ({key})")),
+            Ok(true) => self
+                .timeline
+                .line(&format!("build stored in the cache ({key})")),
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "cannot store the build in the cache"),
         }
@@ -525,9 +540,10 @@ impl QueueRun<'_> {
             }
             Ended::Stopped(stop) => Err(stop.into()),
             // A build step has no step timeout: the queue's deadline bounds it.
-            Ended::Done | Ended::Timeout(_) | Ended::Quiet(_) => {
-                Err(End::new(Status::Error, format!("{what} ended unexpectedly")))
-            }
+            Ended::Done | Ended::Timeout(_) | Ended::Quiet(_) => Err(End::new(
+                Status::Error,
+                format!("{what} ended unexpectedly"),
+            )),
         }
     }
 
@@ -716,12 +732,7 @@ async fn finish(
 /// tried again every [`RECORD_RETRY`] until it takes the write or the
 /// worker stops: a verdict that was never stored would leave the queue
 /// `running` until some worker declared it lost. Returns what was stored.
-async fn record_end(
-    ctx: &Context,
-    queue_id: &str,
-    watch: &Watch,
-    end: &End,
-) -> Option<EndOutcome> {
+async fn record_end(ctx: &Context, queue_id: &str, watch: &Watch, end: &End) -> Option<EndOutcome> {
     let mut shutdown = watch.shutdown.clone();
     let mut warned = false;
     let (status, farm_failure) = (end.status, end.farm_failure);

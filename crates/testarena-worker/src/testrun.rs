@@ -123,7 +123,9 @@ impl TaskContext<'_> {
         limits: Limits,
     ) -> Result<Outcome> {
         if let Some(board) = &self.board {
-            return self.boot_on_board(board, test, boot, log_path, limits).await;
+            return self
+                .boot_on_board(board, test, boot, log_path, limits)
+                .await;
         }
         let p = self.placeholders();
         let mut argv = p.expand(&self.target.qemu);
@@ -280,7 +282,8 @@ impl TaskContext<'_> {
             return Ok(outcome);
         }
         let (workspace, f) = (self.workspace.to_owned(), file.to_owned());
-        let cases = crate::db::blocking(move || Ok(crate::inputs::read_junit(&workspace, &f))).await?;
+        let cases =
+            crate::db::blocking(move || Ok(crate::inputs::read_junit(&workspace, &f))).await?;
         let cases = match cases {
             Ok(cases) => cases,
             Err(message) => {

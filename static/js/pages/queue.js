@@ -4,6 +4,7 @@
 import { h, icon, replace, timeAgo, elapsed, absTime, shortSha, bytes, tick } from '../dom.js';
 import { get, post, del, request, enc, logUrl, junitUrl, queueEvents, isFinal } from '../api.js';
 import { statusBadge, pageHeader, errorPanel, loading, confirmDialog, toast, setBusy, copyText } from '../ui.js';
+import { attemptsBlock } from './queue-attempts.js';
 
 const ACTIVITY_MAX = 400;
 const STATUS_ICONS = { passed: 'check', failed: 'x', error: 'alert', aborted: 'stop', running: 'spin', waiting: 'clock' };
@@ -156,7 +157,8 @@ export async function render(root, ctx) {
         row('Created', timeAgo(q.created_at)),
         row('Started', timeAgo(q.started_at)),
         row('Finished', timeAgo(q.finished_at)),
-        row('Duration', elapsed(q.started_at, q.finished_at))));
+        row('Duration', elapsed(q.started_at, q.finished_at))),
+      attemptsBlock(q, (path) => logHref(q.id, path)));
   };
 
   // The pinned commit: short, with the full id on hover and a copy button.

@@ -231,6 +231,11 @@ fn new_chunks(
                 &mut cursors[last]
             }
         };
+        // Shorter than what was sent: a new attempt of the queue started
+        // the file again (the earlier one moved to `attempts/<n>/`).
+        if *size < cursor.offset {
+            cursor.offset = 0;
+        }
         while cursor.offset < *size {
             if read >= MAX_BATCH {
                 return (chunks, true);

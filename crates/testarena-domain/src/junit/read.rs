@@ -98,18 +98,20 @@ pub fn read(bytes: &[u8]) -> Result<Vec<JunitCase>, JunitError> {
                 match name {
                     b"testcase" if case.is_none() => {
                         if cases.len() >= MAX_CASES {
-                            return Err(malformed(format!(
-                                "more than {MAX_CASES} test cases"
-                            )));
+                            return Err(malformed(format!("more than {MAX_CASES} test cases")));
                         }
                         let new = JunitCase {
-                            classname: attribute(start, b"classname").map_err(malformed)?.unwrap_or_default(),
+                            classname: attribute(start, b"classname")
+                                .map_err(malformed)?
+                                .unwrap_or_default(),
                             name: attribute(start, b"name")
                                 .map_err(malformed)?
                                 .filter(|n| !n.trim().is_empty())
                                 .ok_or_else(|| malformed("a <testcase> without a name".into()))?,
                             status: Status::Passed,
-                            duration_ms: attribute(start, b"time").map_err(malformed)?.and_then(|t| seconds_to_ms(&t)),
+                            duration_ms: attribute(start, b"time")
+                                .map_err(malformed)?
+                                .and_then(|t| seconds_to_ms(&t)),
                             message: None,
                         };
                         if empty {
@@ -127,7 +129,9 @@ pub fn read(bytes: &[u8]) -> Result<Vec<JunitCase>, JunitError> {
                         } else {
                             Status::Failed
                         };
-                        let message = attribute(start, b"message").map_err(malformed)?.unwrap_or_default();
+                        let message = attribute(start, b"message")
+                            .map_err(malformed)?
+                            .unwrap_or_default();
                         if empty {
                             settle(case.as_mut(), status, message);
                         } else {
@@ -183,7 +187,9 @@ pub fn read(bytes: &[u8]) -> Result<Vec<JunitCase>, JunitError> {
         }
     }
     if !root_seen {
-        return Err(JunitError("not JUnit XML: no <testsuites> or <testsuite> element".into()));
+        return Err(JunitError(
+            "not JUnit XML: no <testsuites> or <testsuite> element".into(),
+        ));
     }
     if depth > 0 {
         return Err(JunitError(format!(
@@ -279,14 +285,24 @@ mod tests {
         assert_eq!(
             view,
             [
-                ("tests.test_fib.test_small".to_owned(), Status::Passed, Some(12), None),
+                (
+                    "tests.test_fib.test_small".to_owned(),
+                    Status::Passed,
+                    Some(12),
+                    None
+                ),
                 (
                     "tests.test_fib.test_big".to_owned(),
                     Status::Failed,
                     Some(1200),
                     Some("assert 41 == 42")
                 ),
-                ("tests.test_io.test_uart".to_owned(), Status::Skipped, Some(3), Some("no board")),
+                (
+                    "tests.test_io.test_uart".to_owned(),
+                    Status::Skipped,
+                    Some(3),
+                    Some("no board")
+                ),
                 (
                     "tests.test_io.test_fixture".to_owned(),
                     Status::Failed,
@@ -323,7 +339,10 @@ mod tests {
     fn malformed_files_are_refused_with_where() {
         for (xml, expected) in [
             ("", "not JUnit XML: no <testsuites> or <testsuite> element"),
-            ("garbage", "not JUnit XML: no <testsuites> or <testsuite> element"),
+            (
+                "garbage",
+                "not JUnit XML: no <testsuites> or <testsuite> element",
+            ),
             (
                 "<html><body/></html>",
                 "line 1: not JUnit XML: the root element is <html>, not <testsuites> or <testsuite>",
@@ -332,8 +351,14 @@ mod tests {
                 "<testsuite>\n<testcase name=\"a\">\n</testsuite>",
                 "line 3: not well-formed XML",
             ),
-            ("<testsuite>\n<testcase name=\"a\"/>", "not well-formed XML: the file ends inside an element"),
-            ("<testsuite><testcase/></testsuite>", "line 1: a <testcase> without a name"),
+            (
+                "<testsuite>\n<testcase name=\"a\"/>",
+                "not well-formed XML: the file ends inside an element",
+            ),
+            (
+                "<testsuite><testcase/></testsuite>",
+                "line 1: a <testcase> without a name",
+            ),
             (
                 "<!DOCTYPE x [<!ENTITY a \"b\">]><testsuite/>",
                 "line 1: DOCTYPE is not allowed",
@@ -342,12 +367,17 @@ mod tests {
                 "<testsuite><testcase name=\"a\"><failure>&nope;</failure></testcase></testsuite>",
                 "unknown entity &nope;",
             ),
-            ("<testsuite/><testsuite/>", "the root element is <testsuite>"),
+            (
+                "<testsuite/><testsuite/>",
+                "the root element is <testsuite>",
+            ),
         ] {
             let err = read(xml.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(expected), "{xml:?}: {err}");
         }
-        let err = read(b"<testsuite>\n\xff</testsuite>").unwrap_err().to_string();
+        let err = read(b"<testsuite>\n\xff</testsuite>")
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "line 2: not UTF-8");
     }
 
@@ -356,7 +386,10 @@ mod tests {
         let big = vec![b' '; MAX_JUNIT_BYTES + 1];
         assert_eq!(
             read(&big).unwrap_err().to_string(),
-            format!("file is {} bytes; JUnit files are limited to 1 MiB", MAX_JUNIT_BYTES + 1)
+            format!(
+                "file is {} bytes; JUnit files are limited to 1 MiB",
+                MAX_JUNIT_BYTES + 1
+            )
         );
         let many = format!(
             "<testsuite>{}</testsuite>",

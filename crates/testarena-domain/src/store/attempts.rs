@@ -131,8 +131,7 @@ fn retry_in(
     let task_ids = tasks::table
         .filter(tasks::queue_id.eq(&q.id))
         .select(tasks::id);
-    diesel::delete(test_cases::table.filter(test_cases::task_id.eq_any(task_ids)))
-        .execute(conn)?;
+    diesel::delete(test_cases::table.filter(test_cases::task_id.eq_any(task_ids))).execute(conn)?;
     diesel::update(tasks::table.filter(tasks::queue_id.eq(&q.id)))
         .set((
             tasks::status.eq(Status::Waiting.as_str()),

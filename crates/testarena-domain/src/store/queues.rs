@@ -9,7 +9,9 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use super::{StoreError, StoreResult, conflict_on_unique, now};
-use crate::models::{AttemptRow, NewQueue, NewTask, NewTestCase, QueueDetail, QueueRow, TaskRow, TestCaseRow};
+use crate::models::{
+    AttemptRow, NewQueue, NewTask, NewTestCase, QueueDetail, QueueRow, TaskRow, TestCaseRow,
+};
 use crate::schema::{attempts, queues, tasks, test_cases};
 use crate::status::{Kind, Status, transition};
 

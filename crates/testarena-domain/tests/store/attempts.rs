@@ -55,14 +55,20 @@ fn a_farm_failure_is_retried_with_the_attempt_recorded() {
     // The next attempt starts with new tasks: waiting, no results.
     for (task, cases) in &d.tasks {
         assert_eq!(task.status(), Status::Waiting, "{}", task.id);
-        assert_eq!((task.passed, task.failed, task.status_reason.clone()), (0, 0, None));
+        assert_eq!(
+            (task.passed, task.failed, task.status_reason.clone()),
+            (0, 0, None)
+        );
         assert!(cases.is_empty(), "{cases:?}");
     }
     // The ended attempt keeps its worker, times, verdict and results.
     assert_eq!(d.attempts.len(), 1);
     let a = &d.attempts[0];
     assert_eq!((a.attempt, a.worker.as_deref()), (1, Some("w1")));
-    assert_eq!((a.status(), a.reason.as_deref()), (Status::Error, Some("worker lost")));
+    assert_eq!(
+        (a.status(), a.reason.as_deref()),
+        (Status::Error, Some("worker lost"))
+    );
     assert!(a.started_at.is_some_and(|s| s <= a.finished_at));
     let results: serde_json::Value = serde_json::from_str(&a.results).unwrap();
     assert_eq!(results[0]["id"], "q1.1");
@@ -192,7 +198,10 @@ fn at_most_three_retries_whatever_the_caller_asks() {
             }
         }
     }
-    assert_eq!(reasons.last().unwrap(), "retrying after: worker lost (attempt 4 of 4)");
+    assert_eq!(
+        reasons.last().unwrap(),
+        "retrying after: worker lost (attempt 4 of 4)"
+    );
     let attempts = store::attempts_of(&mut conn, "q1").unwrap();
     let numbers: Vec<_> = attempts.iter().map(|a| a.attempt).collect();
     assert_eq!(numbers, [1, 2, 3]);
@@ -207,7 +216,8 @@ fn a_lost_worker_s_queue_is_retried_by_the_recovery() {
     store::claim_next(&mut conn, "ghost").unwrap().unwrap();
     store::set_pgid(&mut conn, "q1", Some(777)).unwrap();
     std::thread::sleep(Duration::from_millis(60));
-    let lost = store::mark_lost(&mut conn, "me", store::now(), Duration::from_millis(40), 1).unwrap();
+    let lost =
+        store::mark_lost(&mut conn, "me", store::now(), Duration::from_millis(40), 1).unwrap();
     assert_eq!(lost.len(), 1);
     assert!(lost[0].retried);
     assert_eq!((lost[0].queue.pgid, lost[0].queue.attempt), (Some(777), 1));
