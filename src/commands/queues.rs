@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use testarena_wire::api::{CreateQueue, Page, Queue};
+use testarena_wire::api::{CreateQueue, Page, Queue, ScenarioEntry};
 use testarena_wire::status::Status;
 
 use super::{Ctx, Error, Exit, Result, follow, view};
@@ -18,7 +18,7 @@ pub fn submit(ctx: &mut Ctx, args: Submit) -> Result<Exit> {
     let body = CreateQueue {
         branch: args.branch,
         commit: args.commit,
-        scenarios: Some(args.scenarios),
+        scenarios: Some(args.scenarios.into_iter().map(ScenarioEntry::Path).collect()),
         repo: args.repo,
         target: args.target,
         id: args.id,

@@ -5,9 +5,11 @@
 //! sizes, so the program cannot rot; speed is never asserted.
 //!
 //! Scenarios (the issue's numbers): 1 pickup latency, 2 orchestration
-//! overhead, 3 throughput, 4 checkout, 5 API load, 6 live logs, 7 memory.
+//! overhead, 3 throughput, 4 checkout, 5 API load, 6 live logs, 7 memory;
+//! 8 the build cache (issue 16).
 #![expect(clippy::print_stdout, reason = "the table is the program's output")]
 
+mod buildcache;
 mod checkout;
 mod farm;
 mod fixture;
@@ -45,7 +47,7 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Run only these scenarios (comma-separated: pickup, overhead, checkout,
-    /// sse, api, memory, throughput, list).
+    /// sse, api, memory, throughput, list, cache).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The worker's poll_interval_ms (the fallback when no change is seen).
@@ -103,6 +105,9 @@ struct Args {
     /// 7: size of the large log, MiB.
     #[arg(long, default_value_t = 100)]
     log_mib: usize,
+    /// 8: cold builds and cached reruns of the lx106 fixture, each.
+    #[arg(long, default_value_t = 5)]
+    cache_runs: usize,
 }
 
 impl Args {
@@ -124,6 +129,7 @@ impl Args {
         self.sse_lines = 5;
         self.sse_interval_ms = 20;
         self.log_mib = 2;
+        self.cache_runs = 1;
     }
 
     fn wants(&self, scenario: &str) -> bool {
@@ -258,6 +264,10 @@ fn run(args: &Args, bins: &Bins, dir: &std::path::Path, report: &mut Report) -> 
     )?;
     farm.stop();
 
+    if args.wants("cache") {
+        eprintln!("==> 8 build cache: claim to first test, cached vs cold (lx106 fixture)");
+        buildcache::build_cache(bins, &dir.join("cache"), report, args.cache_runs)?;
+    }
     if args.wants("list") {
         eprintln!("==> 5 list over {} stored queues", args.list_queues);
         let list_dir = dir.join("list");
