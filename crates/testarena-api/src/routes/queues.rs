@@ -282,11 +282,12 @@ pub async fn delete(
     request_body(content = Option<RerunRequest>, description = "Optional rerun options"),
     responses(
         (status = 201, description = "The new queue, waiting (a list of them when `count` was given)", body = Rerun,
-            headers(("Location" = String, description = "`/api/v1/queues/{id}` of the new queue"))),
+            headers(("Location" = String, description = "`/api/v1/queues/{id}` of the new queue (the first, for a list)"))),
+        (status = 400, description = "Malformed rerun options, or unknown fields", body = BadRequestError),
         (status = 403, description = "Not the owner or an admin, or a cookie without the CSRF header", body = ForbiddenError),
         (status = 404, description = "No such queue", body = NotFoundError),
         (status = 409, description = "The new queue's id was taken", body = ConflictError),
-        (status = 422, description = "The branch or its commit is gone", body = ValidationFailedError),
+        (status = 422, description = "The branch or its commit is gone; a `count` out of range; `failed_only` when every task passed", body = ValidationFailedError),
         Authed,
     )
 )]
@@ -302,7 +303,13 @@ pub async fn rerun(
     let made = crate::history::rerun(&state, &user, &id, opts).await?;
     match made {
         Rerun::One(queue) => Ok(created(*queue)),
-        many => Ok(HttpResponse::Created().json(many)),
+        Rerun::Many(queues) => {
+            // `Location`: the first of the new queues.
+            let first = queues.first().map(|q| q.id.clone()).unwrap_or_default();
+            Ok(HttpResponse::Created()
+                .insert_header((header::LOCATION, format!("/api/v1/queues/{first}")))
+                .json(queues))
+        }
     }
 }
 

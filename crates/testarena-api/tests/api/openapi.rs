@@ -667,6 +667,18 @@ fn real_answers_of_every_operation_match_the_document() {
     let r = w.go(200, "GET", "/api/v1/queues/q-a/logs/queue.log", ann, None);
     assert_eq!(r.header("x-log-complete"), Some("true"));
     w.go(200, "GET", "/api/v1/queues/q-a/junit.xml", ann, None);
+    // History: compare, the tests list, a test's runs.
+    w.go(200, "GET", "/api/v1/queues/q-a/compare", ann, None);
+    w.go(404, "GET", "/api/v1/queues/nope/compare", ann, None);
+    w.go(422, "GET", "/api/v1/queues/q-a/compare?with=nope", ann, None);
+    w.go(400, "GET", "/api/v1/queues/q-a/compare?bogus=1", ann, None);
+    w.go(200, "GET", "/api/v1/tests?repo=firmware&sort=slowest", ann, None);
+    w.go(422, "GET", "/api/v1/tests?sort=bogus", ann, None);
+    w.go(400, "GET", "/api/v1/tests?bogus=1", ann, None);
+    let runs = "/api/v1/tests/history?repo=firmware&scenario=scenarios/ok.xml&name=t1";
+    w.go(200, "GET", runs, ann, None);
+    w.go(422, "GET", "/api/v1/tests/history?repo=firmware", ann, None);
+    w.go(400, "GET", &format!("{runs}&bogus=1"), ann, None);
     w.go(409, "POST", "/api/v1/queues/q-a/abort", ann, None);
 
     // The event stream of an ended queue: status, its log lines, end.
@@ -697,6 +709,9 @@ fn real_answers_of_every_operation_match_the_document() {
 
     // Rerun, delete.
     w.go(201, "POST", "/api/v1/queues/q-a/rerun", root, None);
+    w.go(201, "POST", "/api/v1/queues/q-a/rerun", root, Some(json!({"count": 2})));
+    w.go(422, "POST", "/api/v1/queues/q-a/rerun", root, Some(json!({"count": 0})));
+    w.go(400, "POST", "/api/v1/queues/q-a/rerun", root, Some(json!({"bogus": 1})));
     w.go(403, "DELETE", "/api/v1/queues/q-a", bob, None);
     w.go(204, "DELETE", "/api/v1/queues/q-a", ann, None);
     w.go(404, "GET", "/api/v1/queues/q-a", ann, None);
