@@ -6,6 +6,8 @@
 //! - `cli`: the real `testarena` binary against a farm.
 //! - `faults`: killed daemons, two workers, a full disk, contention,
 //!   hostile repositories, event storms, secrets.
+//! - `forge`: real pushes through a bare repository's post-receive hook,
+//!   commit statuses and notifications to the forge stand-in.
 //!
 //! Build the daemons first: `cargo build --workspace --bins`; then
 //! `cargo test -p testarena --test integration [-- e2e::|cli::|faults::]`.
@@ -20,3 +22,5 @@ mod cli;
 mod e2e;
 #[path = "../faults/mod.rs"]
 mod faults;
+#[path = "../forge/mod.rs"]
+mod forge;

@@ -30,7 +30,8 @@ use crate::error::{Error, Result};
 pub enum Answer {
     /// Answer this HTTP status (with a small JSON error body).
     Status(u16),
-    /// Wait this long, then answer as usual (a forge that hangs).
+    /// Wait this long, then answer 504 (a forge that hangs; a client that
+    /// gave up meanwhile must not count on it having taken the request).
     Hang(Duration),
 }
 
@@ -70,11 +71,12 @@ impl Recorded {
     }
 }
 
-/// A rule: the next `count` requests whose body has this `state` (any when
-/// `None`) get `answer`.
+/// A rule: the next `count` requests whose body has this `state` and
+/// context (any when `None`) get `answer`.
 #[derive(Debug, Clone)]
 struct Rule {
     state: Option<String>,
+    context: Option<String>,
     count: usize,
     answer: Answer,
 }
@@ -149,11 +151,19 @@ impl ForgeStandin {
         format!("{}/notify/{name}", self.base)
     }
 
-    /// The next `count` requests whose body's `state` is `state` (any
-    /// request when `None`) get `answer`; rules apply in the order given.
-    pub fn answer_next(&self, state: Option<&str>, count: usize, answer: Answer) {
+    /// The next `count` requests whose body's `state` is `state` and whose
+    /// context (GitLab: `name`) is `context` (`None`: any) get `answer`;
+    /// rules apply in the order given.
+    pub fn answer_next(
+        &self,
+        state: Option<&str>,
+        context: Option<&str>,
+        count: usize,
+        answer: Answer,
+    ) {
         lock(&self.inner).rules.push_back(Rule {
             state: state.map(str::to_owned),
+            context: context.map(str::to_owned),
             count,
             answer,
         });
@@ -266,13 +276,16 @@ fn handle(inner: &Mutex<Inner>, mut request: tiny_http::Request) {
             .map(|(_, v)| v.clone())
     };
     let state = json["state"].as_str().map(str::to_owned);
+    let context = json["context"]
+        .as_str()
+        .or_else(|| json["name"].as_str())
+        .map(str::to_owned);
     // The first rule that matches, used up one request at a time.
     let ruled = {
         let mut inner = lock(inner);
-        let found = inner
-            .rules
-            .iter()
-            .position(|r| r.state.is_none() || r.state == state);
+        let found = inner.rules.iter().position(|r| {
+            (r.state.is_none() || r.state == state) && (r.context.is_none() || r.context == context)
+        });
         found.map(|i| {
             let answer = inner.rules[i].answer;
             inner.rules[i].count -= 1;
@@ -286,6 +299,7 @@ fn handle(inner: &Mutex<Inner>, mut request: tiny_http::Request) {
         std::thread::sleep(d);
     }
     let (code, answer) = match (ruled, method.as_str(), route(&path)) {
+        (Some(Answer::Hang(_)), _, _) => (504, json!({"message": "the stand-in hung"})),
         (Some(Answer::Status(code)), _, _) => {
             (code, json!({"message": "the stand-in was told to fail"}))
         }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod contract;
+mod hooks;
 mod history;
 mod hooks;
 mod malformed;
