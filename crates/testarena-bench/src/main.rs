@@ -6,13 +6,14 @@
 //!
 //! Scenarios (the issue's numbers): 1 pickup latency, 2 orchestration
 //! overhead, 3 throughput, 4 checkout, 5 API load, 6 live logs, 7 memory;
-//! 8 the build cache (issue 16).
+//! 8 the build cache (issue 16); 9 history over a million test cases (issue 16).
 #![expect(clippy::print_stdout, reason = "the table is the program's output")]
 
 mod buildcache;
 mod checkout;
 mod farm;
 mod fixture;
+mod history;
 mod load;
 mod memory;
 mod queues;
@@ -47,7 +48,7 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Run only these scenarios (comma-separated: pickup, overhead, checkout,
-    /// sse, api, memory, throughput, list, cache).
+    /// sse, api, memory, throughput, list, cache, history).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The worker's poll_interval_ms (the fallback when no change is seen).
@@ -108,6 +109,18 @@ struct Args {
     /// 8: cold builds and cached reruns of the lx106 fixture, each.
     #[arg(long, default_value_t = 5)]
     cache_runs: usize,
+    /// 9: queues of the seeded history (one task each).
+    #[arg(long, default_value_t = 20_000)]
+    history_queues: usize,
+    /// 9: test cases per queue (queues × tests rows in all).
+    #[arg(long, default_value_t = 50)]
+    history_tests: usize,
+    /// 9: days the seeded history spans, up to now.
+    #[arg(long, default_value_t = 400)]
+    history_days: u32,
+    /// 9: seconds per history request measured.
+    #[arg(long, default_value_t = 5.0)]
+    history_seconds: f64,
 }
 
 impl Args {
@@ -130,6 +143,9 @@ impl Args {
         self.sse_interval_ms = 20;
         self.log_mib = 2;
         self.cache_runs = 1;
+        self.history_queues = 40;
+        self.history_tests = 5;
+        self.history_seconds = 0.3;
     }
 
     fn wants(&self, scenario: &str) -> bool {
@@ -267,6 +283,21 @@ fn run(args: &Args, bins: &Bins, dir: &std::path::Path, report: &mut Report) -> 
     if args.wants("cache") {
         eprintln!("==> 8 build cache: claim to first test, cached vs cold (lx106 fixture)");
         buildcache::build_cache(bins, &dir.join("cache"), report, args.cache_runs)?;
+    }
+    if args.wants("history") {
+        let rows = args.history_queues * args.history_tests;
+        eprintln!("==> 9 history over {rows} stored test cases");
+        let history_dir = dir.join("history");
+        std::fs::create_dir_all(&history_dir)?;
+        let mut farm = Farm::prepare(bins, &history_dir, &options)?;
+        let t = Instant::now();
+        let rows = history::seed(&farm, args.history_queues, args.history_tests, args.history_days)
+            .context("seeding the history")?;
+        eprintln!("  seeded {rows} test cases in {:.1} s", t.elapsed().as_secs_f64());
+        farm.start_app()?;
+        let duration = Duration::from_secs_f64(args.history_seconds);
+        history::history(&farm, report, rows, args.history_queues, duration)?;
+        farm.stop();
     }
     if args.wants("list") {
         eprintln!("==> 5 list over {} stored queues", args.list_queues);

@@ -12,10 +12,12 @@
 mod compare;
 mod list;
 mod rules;
+mod seed;
 
 pub use compare::compare_queues;
 pub use list::{MAX_TESTS_PAGE, TestSort, TestsFilter, TestsPage, list_tests};
 pub use rules::{FLAKY_FLIPS, FLAKY_WINDOW_DAYS, flips, is_flaky, is_slower, median};
+pub use seed::{HistorySeed, seed_history};
 
 use std::collections::HashMap;
 
