@@ -5,6 +5,7 @@ import { h, icon, replace, timeAgo, elapsed, absTime, shortSha, bytes, tick } fr
 import { get, post, del, request, enc, logUrl, junitUrl, queueEvents, isFinal } from '../api.js';
 import { statusBadge, pageHeader, errorPanel, loading, confirmDialog, toast, setBusy, copyText } from '../ui.js';
 import { attemptsBlock } from './queue-attempts.js';
+import { deliveriesPanel, ownerLine } from './queue-deliveries.js';
 
 const ACTIVITY_MAX = 400;
 const STATUS_ICONS = { passed: 'check', failed: 'x', error: 'alert', aborted: 'stop', running: 'spin', waiting: 'clock' };
@@ -34,9 +35,10 @@ export async function render(root, ctx) {
   const activity = h('section.panel.glass.activity#activity', { attrs: { 'aria-labelledby': 'activity-heading' } },
     h('div.panel-head', h('h2#activity-heading', 'Activity'), activityState),
     h('div.activity-scroll', { tabindex: 0, attrs: { role: 'region', 'aria-label': 'Queue timeline' } }, activityList));
+  const deliveries = deliveriesPanel(id);
   const layout = h('div.q-layout',
     h('div.q-main', hero, tasksBox),
-    h('aside.q-side', meta, logsBox, activity));
+    h('aside.q-side', meta, deliveries.el, logsBox, activity));
 
   replace(root, loading('Loading queue…'));
 
@@ -73,6 +75,7 @@ export async function render(root, ctx) {
     drawMeta();
     drawTasks();
     drawLogs();
+    deliveries.update(queue);
     tick(root);
   });
 
@@ -149,7 +152,7 @@ export async function render(root, ctx) {
         row('Branch', h('span.mono.break', q.branch)),
         row('Commit', q.commit ? commitLine(q.commit) : h('span.muted', 'the branch’s tip when it runs')),
         row('Target', q.target),
-        row('Owner', q.owner),
+        row('Owner', ownerLine(q)),
         row('Worker', q.worker || h('span.muted', '—')),
         row('Priority', String(q.priority)),
         row('Timeout', q.timeout_s ? `${q.timeout_s} s` : h('span.muted', 'worker default')),

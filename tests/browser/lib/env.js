@@ -126,7 +126,9 @@ function makeRepo(dir) {
 // append to their configs too.
 const LX106_PROFILE = fs.readFileSync(path.join(ROOT, 'tests/fixtures/lx106.toml'), 'utf8');
 
-function configToml({ home, port, staticDir, repo }) {
+// `repoKeys` go into the repository's table and `extra` after it (the
+// forge tests' keys, DESIGN section 12).
+function configToml({ home, port, staticDir, repo, repoKeys = '', extra = '' }) {
   return `home = "${home}/data"
 default_target = "lx106"
 
@@ -145,7 +147,8 @@ heartbeat_s = 1
 [[repos]]
 name = "firmware"
 url = "${repo}"
-
+${repoKeys}
+${extra}
 ${LX106_PROFILE}`;
 }
 
@@ -219,7 +222,7 @@ function killLeftovers(dir) {
 /**
  * Starts a TestArena. Returns {base, home, dataDir, api(user), stop(), startWorker(), ...}.
  */
-export async function startEnv({ worker = false } = {}) {
+export async function startEnv({ worker = false, repoKeys = '', extra = '', appEnv = {} } = {}) {
   if (!ensureBinary('testarena-api', 'testarena-app', APP_BIN)) {
     throw new Error(`${APP_BIN} is missing and could not be built`);
   }
@@ -244,8 +247,8 @@ export async function startEnv({ worker = false } = {}) {
   const appLog = path.join(home, 'app.log');
   for (let attempt = 0; attempt < 5 && !app; attempt++) {
     port = await freePort();
-    fs.writeFileSync(configPath, configToml({ home, port, staticDir, repo }));
-    const child = startProcess('app', APP_BIN, ['--config', configPath], appLog);
+    fs.writeFileSync(configPath, configToml({ home, port, staticDir, repo, repoKeys, extra }));
+    const child = startProcess('app', APP_BIN, ['--config', configPath], appLog, appEnv);
     const base = `http://127.0.0.1:${port}`;
     const up = await Promise.race([
       until(async () => (await fetch(`${base}/api/v1/health`)).ok, 30000, 'the app to answer /api/v1/health').then(() => true, () => false),
@@ -311,7 +314,7 @@ export async function startEnv({ worker = false } = {}) {
     },
     /** Starts the app again (after stopApp) on the same port and database. */
     async startApp() {
-      app = startProcess('app', APP_BIN, ['--config', configPath], appLog);
+      app = startProcess('app', APP_BIN, ['--config', configPath], appLog, appEnv);
       env.app = app;
       await until(async () => (await fetch(`${base}/api/v1/health`)).ok, 30000, 'the app to answer again');
     },
