@@ -2,10 +2,12 @@
 //! is why there is one): every suite that starts the real `testarena-app`
 //! and `testarena-worker` through the test kit (`crates/testarena-testkit`).
 //!
+//! - `attempts`: retries of farm failures, the build cache, JUnit imports.
 //! - `e2e`: the pipeline over HTTP with the lx106 firmware and real QEMU.
 //! - `cli`: the real `testarena` binary against a farm.
 //! - `faults`: killed daemons, two workers, a full disk, contention,
 //!   hostile repositories, event storms, secrets.
+//! - `history`: flaky, new failures, compare and reruns of what failed, with QEMU.
 //! - `forge`: real pushes through a bare repository's post-receive hook,
 //!   commit statuses and notifications to the forge stand-in.
 //!
@@ -16,6 +18,10 @@
 // the test where it happens.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+#[path = "../attempts/mod.rs"]
+mod attempts;
+#[path = "../boards/mod.rs"]
+mod boards;
 #[path = "../cli/mod.rs"]
 mod cli;
 #[path = "../e2e/mod.rs"]
@@ -24,3 +30,5 @@ mod e2e;
 mod faults;
 #[path = "../forge/mod.rs"]
 mod forge;
+#[path = "../history/mod.rs"]
+mod history;
