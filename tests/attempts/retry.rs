@@ -15,7 +15,7 @@ use super::{DEADLINE, log, log_paths, setup};
 /// are the real make.
 const HANG_ONCE: &str = r#"
 [targets.hang-once]
-build = ["sh", "-c", "if [ ! -e \"$1/hung-once\" ]; then touch \"$1/hung-once\"; echo 'attempt 1 hangs'; sleep 600; fi; exec make -C \"$2\" BUILD_DIR=\"$3\"", "sh", "{home}", "{workspace}", "{build_dir}"]
+build = ["sh", "-c", "if [ ! -e \"$1/hung-once\" ]; then touch \"$1/hung-once\"; printf 'attempt %s hangs\\n' one; sleep 600; fi; exec make -C \"$2\" BUILD_DIR=\"$3\"", "sh", "{home}", "{workspace}", "{build_dir}"]
 qemu = ["qemu-system-xtensa", "-M", "sim", "-cpu", "lx106", "-semihosting",
         "-nographic", "-serial", "none", "-monitor", "none", "-no-reboot",
         "-kernel", "{build_dir}/firmware.elf"]
@@ -32,7 +32,7 @@ fn killed_mid_build(retry_errors: u32) -> (Farm, String) {
     wait_for(Duration::from_secs(60), "attempt 1's build to hang", || {
         std::fs::read_to_string(&build_log)
             .ok()
-            .filter(|l| l.contains("attempt 1 hangs"))
+            .filter(|l| l.contains("attempt one hangs"))
     });
     farm.stop_worker(0, Signal::SIGKILL);
     farm.start_worker(0);
@@ -63,9 +63,9 @@ fn a_lost_worker_s_queue_is_retried_and_passes() {
         "{paths:?}"
     );
     assert!(paths.iter().any(|p| p == "build.log"), "{paths:?}");
-    assert!(log(&farm, &id, "attempts/1/build.log").contains("attempt 1 hangs"));
+    assert!(log(&farm, &id, "attempts/1/build.log").contains("attempt one hangs"));
     let second = log(&farm, &id, "build.log");
-    assert!(!second.contains("attempt 1 hangs"), "{second}");
+    assert!(!second.contains("attempt one hangs"), "{second}");
     let timeline = farm.queue_log(&id);
     for line in [
         "attempt 1 ended error: worker lost",
