@@ -58,6 +58,15 @@ pub enum Command {
     /// Run a queue again: same branch, commit, target and scenarios.
     Rerun {
         id: String,
+        /// Only the tasks, and in them the tests, that did not pass.
+        #[arg(long)]
+        failed_only: bool,
+        /// Make this many queues (1 to 20), e.g. to settle whether a failure is flaky.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+        count: Option<u32>,
+        /// Run the branch's tip instead of the commit the queue ran.
+        #[arg(long)]
+        tip: bool,
         #[command(flatten)]
         wait: WaitArgs,
     },

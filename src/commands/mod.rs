@@ -113,7 +113,20 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Logs(args) => logs::logs(&mut ctx, &args),
         Command::Abort { ids } => queues::abort(&mut ctx, &ids),
         Command::Delete { ids } => queues::delete(&mut ctx, &ids),
-        Command::Rerun { id, wait } => queues::rerun(&mut ctx, &id, wait.wait),
+        Command::Rerun {
+            id,
+            failed_only,
+            count,
+            tip,
+            wait,
+        } => {
+            let opts = testarena_wire::api::RerunRequest {
+                failed_only,
+                same_commit: !tip,
+                count,
+            };
+            queues::rerun(&mut ctx, &id, opts, wait.wait)
+        }
         Command::Junit { id, output } => queues::junit(&mut ctx, &id, output.as_deref()),
         Command::Tokens(cmd) => account::tokens(&mut ctx, cmd),
         Command::Users(cmd) => account::users(&mut ctx, cmd),

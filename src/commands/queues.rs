@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use testarena_wire::api::{CreateQueue, Page, Queue, ScenarioEntry};
+use testarena_wire::api::{CreateQueue, Page, Queue, Rerun, RerunRequest, ScenarioEntry};
 use testarena_wire::status::Status;
 
 use super::{Ctx, Error, Exit, Result, follow, view};
@@ -185,11 +185,28 @@ pub fn delete(ctx: &mut Ctx, ids: &[String]) -> Result<Exit> {
     })
 }
 
-pub fn rerun(ctx: &mut Ctx, id: &str, wait: bool) -> Result<Exit> {
-    let queue: Queue = ctx
-        .client
-        .post::<(), _>(&format!("{}/rerun", queue_path(id)), None)?;
-    started(ctx, queue, wait)
+/// Reruns with options: without any, the API's answer is one queue;
+/// with `count` it is a list, each printed (and with `wait` followed in
+/// turn: the exit is the first that is not a success).
+pub fn rerun(ctx: &mut Ctx, id: &str, opts: RerunRequest, wait: bool) -> Result<Exit> {
+    let path = format!("{}/rerun", queue_path(id));
+    if opts == RerunRequest::default() {
+        let queue: Queue = ctx.client.post::<(), _>(&path, None)?;
+        return started(ctx, queue, wait);
+    }
+    match ctx.client.post::<_, Rerun>(&path, Some(&opts))? {
+        Rerun::One(queue) => started(ctx, *queue, wait),
+        Rerun::Many(queues) => {
+            let mut exit = Exit::Success;
+            for queue in queues {
+                let this = started(ctx, queue, wait)?;
+                if exit == Exit::Success {
+                    exit = this;
+                }
+            }
+            Ok(exit)
+        }
+    }
 }
 
 pub fn junit(ctx: &mut Ctx, id: &str, output: Option<&Path>) -> Result<Exit> {
