@@ -61,7 +61,9 @@ fn board(farm: &Farm, id: &str) -> Value {
 
 fn wait_board(farm: &Farm, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
     wait_for(DEADLINE, what, || {
-        let b = board(farm, id);
+        // 404 until its worker registered it.
+        let r = farm.call("GET", &format!("/api/v1/boards/{id}"), None);
+        let b = (r.status == 200).then(|| r.json())?;
         f(&b).then_some(b)
     })
 }
@@ -324,9 +326,9 @@ fn re_enumeration_keeps_the_test_going_with_nothing_lost() {
     wait_board(&farm, "r1", "r1 idle", |b| b["status"] == "idle");
     let id = on_board(&farm, "r1");
     let q = farm.wait_final(&id, DEADLINE);
-    assert_eq!(q["status"], "passed", "{q:#}\n{}", farm.queue_log(&id));
     let task = q["tasks"][0]["id"].as_str().unwrap();
     let log = farm.test_log(&id, task, "unit");
+    assert_eq!(q["status"], "passed", "{}\n{log}", farm.queue_log(&id));
     let line = log
         .lines()
         .find(|l| l.starts_with("[testarena] serial device reconnected after "))
