@@ -406,6 +406,31 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_board_is_told_to_the_notifications_that_ask() {
+        let mut config = Config::default();
+        for (url, events) in [
+            ("https://a.example/x", vec![NotifyEvent::BoardBad]),
+            ("https://b.example/y", vec![NotifyEvent::QueueFinished]),
+        ] {
+            config.notify.push(testarena_domain::config::NotifyConfig {
+                url: url.into(),
+                events,
+                secret_env: Some("S".into()),
+            });
+        }
+        let sent = for_board_bad(&config, "bench-1", "health check q failed");
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].kind.as_str(), sent[0].event.as_str()), ("notify", "board.bad"));
+        assert_eq!(sent[0].target_url, "https://a.example/x");
+        assert_eq!(sent[0].auth_env.as_deref(), Some("S"));
+        let body: Value = serde_json::from_str(&sent[0].payload).unwrap_or_default();
+        assert_eq!(
+            body,
+            json!({"event": "board.bad", "board": {"id": "bench-1", "reason": "health check q failed"}})
+        );
+    }
+
+    #[test]
     fn descriptions_count() {
         assert_eq!(counts(9, 1, 0), "9 passed, 1 failed");
         assert_eq!(counts(1, 0, 2), "1 passed, 0 failed, 2 skipped");

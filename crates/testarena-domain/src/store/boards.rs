@@ -356,6 +356,15 @@ pub fn release(conn: &mut SqliteConnection, q: &QueueRow, status: Status) -> Sto
             boards::health.eq(health.as_str()),
         ))
         .execute(conn)?;
+    // A board that goes bad is told to the `board.bad` notifications
+    // (DESIGN section 12), in the transaction that marks it.
+    if health == BoardHealth::Bad && board.health() != BoardHealth::Bad {
+        let mut reason = format!("health check {} {status}", q.id);
+        if let Some(why) = q.status_reason.as_deref() {
+            reason.push_str(&format!(": {why}"));
+        }
+        super::deliveries::note_board_bad(conn, &board.id, &reason)?;
+    }
     if checked {
         diesel::update(boards::table.find(&board.id))
             .set((
