@@ -50,6 +50,8 @@ fn setup(boards: String) -> Setup {
         abort_grace_s: 2,
         heartbeat_s: 1,
         lost_after_s: 3,
+        // A board fault is retried once on another board.
+        retry_errors: 1,
         targets: boards,
         ..Setup::lx106()
     }
