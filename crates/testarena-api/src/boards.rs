@@ -107,7 +107,10 @@ pub async fn list(state: &AppState) -> Result<Vec<Board>, ApiError> {
     state
         .db(move |conn| {
             let rows = store::boards::list_boards(conn, live)?;
-            Ok(rows.iter().map(|(b, alive)| board_json(b, *alive)).collect())
+            Ok(rows
+                .iter()
+                .map(|(b, alive)| board_json(b, *alive))
+                .collect())
         })
         .await
 }
@@ -187,10 +190,11 @@ pub async fn request_health(state: &AppState, id: &str) -> Result<Queue, ApiErro
     let id = id.to_owned();
     state
         .db(move |conn| {
-            let row = store::board_queues::request_health_check(conn, &id).map_err(|e| match e {
-                store::StoreError::NotFound { .. } => no_board(&id),
-                other => other.into(),
-            })?;
+            let row =
+                store::board_queues::request_health_check(conn, &id).map_err(|e| match e {
+                    store::StoreError::NotFound { .. } => no_board(&id),
+                    other => other.into(),
+                })?;
             let detail = store::queue_detail(conn, &row.id)?
                 .ok_or_else(|| ApiError::internal("health queue vanished"))?;
             tracing::info!(board = %id, queue.id = %row.id, "health check requested");

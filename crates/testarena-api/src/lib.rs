@@ -6,12 +6,13 @@
 //! both use it.
 
 pub mod auth;
+pub mod boards;
 pub mod credentials;
 pub mod dashboard;
 pub mod error;
 pub mod forge;
-pub mod logs;
 pub mod history;
+pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod queues;
@@ -19,8 +20,8 @@ pub mod routes;
 pub mod schemas;
 pub mod serve;
 pub mod state;
-pub mod submit;
 pub mod subsets;
+pub mod submit;
 
 use std::time::Instant;
 

@@ -48,6 +48,10 @@ pub async fn submit(
 ) -> Result<Queue, ApiError> {
     let arrived = Instant::now();
     let mut checked = submit::check_fields(&state.config, req, &user.username)?;
+    let (r, target) = (req.clone(), checked.queue.target.clone());
+    let board = state
+        .db(move |conn| crate::boards::requirement(conn, &r, &target))
+        .await?;
     let (config, fetcher) = (state.config.clone(), state.fetcher.clone());
     let mut checked = blocking(move || {
         submit::check_repository(&config, &fetcher, &mut checked, arrived)?;
@@ -58,7 +62,7 @@ pub async fn submit(
     let mut attempts = if req.id.is_none() { ID_ATTEMPTS } else { 1 };
     let (detail, position) = loop {
         attempts -= 1;
-        match store_queue(state, checked.clone()).await {
+        match store_queue(state, checked.clone(), board.clone()).await {
             Err(ApiError::Conflict(_)) if attempts > 0 => checked = checked.renamed(),
             result => break result?,
         }
@@ -77,6 +81,7 @@ pub async fn submit(
 async fn store_queue(
     state: &AppState,
     checked: submit::Checked,
+    board: Option<crate::boards::Requirement>,
 ) -> Result<(QueueDetail, Option<i64>), ApiError> {
     let dir = state.home.queue_dir(&checked.queue.id);
     let made_dir = blocking({
@@ -90,7 +95,16 @@ async fn store_queue(
     .await?;
     let stored = state
         .db(move |conn| {
-            let row = store::create_queue(conn, &checked.queue, &checked.tasks)?;
+            let row = match &board {
+                Some((board, tags)) => store::board_queues::create_board_queue(
+                    conn,
+                    &checked.queue,
+                    &checked.tasks,
+                    board,
+                    tags,
+                )?,
+                None => store::create_queue(conn, &checked.queue, &checked.tasks)?,
+            };
             let detail = store::queue_detail(conn, &row.id)?
                 .ok_or_else(|| ApiError::internal("queue vanished after creation"))?;
             Ok((detail, store::queue_position(conn, &row.id)?))
@@ -151,6 +165,7 @@ pub async fn list(state: &AppState, filter: QueueFilter) -> Result<Page<Queue>, 
 /// One queue with its tasks and test cases, or 404.
 pub async fn load(state: &AppState, id: &str) -> Result<Queue, ApiError> {
     let id = checked_id(id)?.to_owned();
+    let live = crate::boards::live_after(state);
     state
         .db(move |conn| {
             let read = store::snapshot(conn, |conn| {
@@ -246,6 +261,8 @@ pub async fn rerun(state: &AppState, user: &AuthUser, id: &str) -> Result<Queue,
         target: Some(old.target),
         priority: Some(old.priority),
         timeout_s: old.timeout_s,
+        board: old.board,
+        board_tags: (!old.board_tags.is_empty()).then_some(old.board_tags),
         ..CreateQueue::default()
     };
     submit(state, user, &req).await

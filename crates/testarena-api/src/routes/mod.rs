@@ -1,5 +1,6 @@
 //! The routes, one module per resource; each registers itself with `config`.
 
+pub mod boards;
 pub mod compat;
 pub mod forge;
 pub mod health;
@@ -7,8 +8,8 @@ pub mod logs;
 pub mod queues;
 pub mod session;
 pub mod settings;
-pub mod tokens;
 pub mod tests;
+pub mod tokens;
 pub mod users;
 
 use actix_web::web;
@@ -19,9 +20,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(session::config)
         .configure(settings::config)
         .configure(queues::config)
+        .configure(tests::config)
         .configure(logs::config)
         .configure(tokens::config)
-        .configure(tests::config)
         .configure(users::config)
+        .configure(boards::config)
+        .configure(forge::config)
         .configure(compat::config);
 }

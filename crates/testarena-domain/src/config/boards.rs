@@ -94,7 +94,8 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     let mut ids = std::collections::HashSet::new();
     for (i, board) in config.boards.iter().enumerate() {
         let key = format!("boards[{i}]");
-        let bad = |field: &str, message: String| ConfigError::invalid(format!("{key}.{field}"), message);
+        let bad =
+            |field: &str, message: String| ConfigError::invalid(format!("{key}.{field}"), message);
         if !is_valid_id(&board.id) || board.id == "any" || board.id == "qemu" {
             return Err(bad(
                 "id",

@@ -31,13 +31,15 @@ pub fn create_board_queue(
 ) -> StoreResult<QueueRow> {
     conn.immediate_transaction(|conn| {
         let row = create_queue_in(conn, queue, new_tasks)?;
-        Ok(diesel::update(queues::table.filter(queues::seq.eq(row.seq)))
-            .set((
-                queues::board.eq(board),
-                queues::board_tags.eq(boards::join_tags(tags)),
-            ))
-            .returning(QueueRow::as_returning())
-            .get_result(conn)?)
+        Ok(
+            diesel::update(queues::table.filter(queues::seq.eq(row.seq)))
+                .set((
+                    queues::board.eq(board),
+                    queues::board_tags.eq(boards::join_tags(tags)),
+                ))
+                .returning(QueueRow::as_returning())
+                .get_result(conn)?,
+        )
     })
 }
 
@@ -47,8 +49,8 @@ pub fn create_board_queue(
 /// without a health check is a [`StoreError::Conflict`].
 pub fn request_health_check(conn: &mut SqliteConnection, board_id: &str) -> StoreResult<QueueRow> {
     conn.immediate_transaction(|conn| {
-        let b: BoardRow =
-            boards::get_board(conn, board_id)?.ok_or_else(|| StoreError::not_found("board", board_id))?;
+        let b: BoardRow = boards::get_board(conn, board_id)?
+            .ok_or_else(|| StoreError::not_found("board", board_id))?;
         if let Some(pending) = &b.health_queue
             && let Some(q) = get_queue(conn, pending)?
             && !q.status().is_final()

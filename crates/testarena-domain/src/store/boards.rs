@@ -347,7 +347,8 @@ pub fn release(conn: &mut SqliteConnection, q: &QueueRow, status: Status) -> Sto
     } else {
         "idle"
     };
-    let checked = is_health_check(q) && matches!(status, Status::Passed | Status::Failed | Status::Error);
+    let checked =
+        is_health_check(q) && matches!(status, Status::Passed | Status::Failed | Status::Error);
     diesel::update(boards::table.find(&board.id))
         .set((
             boards::queue_id.eq(None::<String>),
@@ -377,7 +378,11 @@ pub fn release(conn: &mut SqliteConnection, q: &QueueRow, status: Status) -> Sto
 }
 
 /// A health check that ended (any way) is no longer pending.
-fn clear_pending_check(conn: &mut SqliteConnection, q: &QueueRow, status: Status) -> StoreResult<()> {
+fn clear_pending_check(
+    conn: &mut SqliteConnection,
+    q: &QueueRow,
+    status: Status,
+) -> StoreResult<()> {
     if status.is_final() {
         diesel::update(boards::table.filter(boards::health_queue.eq(&q.id)))
             .set(boards::health_queue.eq(None::<String>))
@@ -559,7 +564,11 @@ pub fn due_health_checks(conn: &mut SqliteConnection, worker_id: &str) -> StoreR
 }
 
 /// Marks `queue_id` as `board_id`'s pending health check.
-pub fn set_health_queue(conn: &mut SqliteConnection, board_id: &str, queue_id: &str) -> StoreResult<()> {
+pub fn set_health_queue(
+    conn: &mut SqliteConnection,
+    board_id: &str,
+    queue_id: &str,
+) -> StoreResult<()> {
     diesel::update(boards::table.find(board_id))
         .set(boards::health_queue.eq(queue_id))
         .execute(conn)?;
@@ -593,7 +602,11 @@ pub fn can_ever_run(
         if !missing.is_empty() {
             return Ok(Err(format!(
                 "board {board:?} has no tag {}",
-                missing.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|t| format!("{t:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         return Ok(Ok(()));
@@ -671,7 +684,10 @@ pub fn board_metrics(
     let boards = list_boards(conn, live_after)?;
     let mut by = Vec::new();
     for s in BoardStatus::ALL {
-        let n = boards.iter().filter(|(b, a)| b.shown_status(*a) == s).count();
+        let n = boards
+            .iter()
+            .filter(|(b, a)| b.shown_status(*a) == s)
+            .count();
         by.push((s, i64::try_from(n).unwrap_or(i64::MAX)));
     }
     let flashes = boards.iter().map(|(b, _)| i64::from(b.flashes)).sum();

@@ -78,7 +78,8 @@ impl BoardRun {
     ) -> Result<std::result::Result<(), String>> {
         let argv = p.expand(&self.config.expand(argv));
         let mut log = LogFile::append(&Self::flash_log(home, &watch.queue_id));
-        log.write(format!("$ {}\n", argv.join(" ")).as_bytes()).await?;
+        log.write(format!("$ {}\n", argv.join(" ")).as_bytes())
+            .await?;
         let spec = Spec {
             argv: &argv,
             cwd: p.build_dir.parent().unwrap_or(p.build_dir),
@@ -103,10 +104,7 @@ impl BoardRun {
         sink.log.close().await?;
         Ok(match ended {
             Ended::Exited(s) if s.success() => Ok(()),
-            Ended::Exited(s) => Err(format!(
-                "{what} failed (exit {})",
-                supervise::exit_code(s)
-            )),
+            Ended::Exited(s) => Err(format!("{what} failed (exit {})", supervise::exit_code(s))),
             Ended::Timeout(t) => Err(format!("{what} timed out after {t} s")),
             Ended::Stopped(stop) => return Ok(Err(format!("stopped: {}", stop.reason()))),
             Ended::Done | Ended::Quiet(_) => Err(format!("{what} ended unexpectedly")),
@@ -115,7 +113,13 @@ impl BoardRun {
 
     /// `power_on` (if configured), then `flash` once. A failure is a board
     /// fault ([`Error::Board`]). A successful flash is counted.
-    pub async fn prepare(&self, p: &Placeholders<'_>, watch: &Watch, home: &Home, lost_after_s: u64) -> Result<()> {
+    pub async fn prepare(
+        &self,
+        p: &Placeholders<'_>,
+        watch: &Watch,
+        home: &Home,
+        lost_after_s: u64,
+    ) -> Result<()> {
         if let Some(on) = &self.config.power_on
             && let Err(what) = self
                 .command("power_on", on, p, watch, home, COMMAND_TIMEOUT_S)
@@ -124,12 +128,22 @@ impl BoardRun {
             return Err(self.fault(watch, &what, lost_after_s).await);
         }
         match self
-            .command("flash", &self.config.flash, p, watch, home, self.config.flash_timeout_s)
+            .command(
+                "flash",
+                &self.config.flash,
+                p,
+                watch,
+                home,
+                self.config.flash_timeout_s,
+            )
             .await?
         {
             Ok(()) => {
                 let id = self.config.id.clone();
-                watch.db.run(move |c| store::boards::record_flash(c, &id)).await?;
+                watch
+                    .db
+                    .run(move |c| store::boards::record_flash(c, &id))
+                    .await?;
                 Ok(())
             }
             Err(what) => Err(self.fault(watch, &what, lost_after_s).await),
@@ -139,7 +153,10 @@ impl BoardRun {
     /// `power_off`, if configured; a failure is logged, the verdict stands.
     pub async fn power_off(&self, p: &Placeholders<'_>, watch: &Watch, home: &Home) {
         if let Some(off) = &self.config.power_off {
-            match self.command("power_off", off, p, watch, home, COMMAND_TIMEOUT_S).await {
+            match self
+                .command("power_off", off, p, watch, home, COMMAND_TIMEOUT_S)
+                .await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(what)) => tracing::warn!(board = %self.id(), what, "power_off failed"),
                 Err(e) => tracing::warn!(board = %self.id(), error = %e, "power_off failed"),
@@ -193,7 +210,8 @@ impl BoardRun {
                 if let Err(e) = store::board_queues::request_health_check(c, &board) {
                     tracing::info!(board = %board, error = %e, "no health check after the fault");
                 }
-                let live = store::now() - chrono::Duration::seconds(i64::try_from(lost_after_s).unwrap_or(60));
+                let live = store::now()
+                    - chrono::Duration::seconds(i64::try_from(lost_after_s).unwrap_or(60));
                 match store::get_queue(c, &queue_id)? {
                     Some(q) => store::boards::another_board_for(c, &q, &board, live),
                     None => Ok(false),
@@ -293,7 +311,12 @@ pub fn registrations(config: &Config) -> Vec<store::boards::BoardRegistration> {
                 baud: b.baud,
                 present,
                 health: b.health.as_ref().map(|h| {
-                    (h.repo.clone(), h.branch.clone(), h.scenario.clone(), h.every_h)
+                    (
+                        h.repo.clone(),
+                        h.branch.clone(),
+                        h.scenario.clone(),
+                        h.every_h,
+                    )
                 }),
             }
         })

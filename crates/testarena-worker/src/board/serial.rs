@@ -108,7 +108,17 @@ pub fn open_console(path: &Path, baud: u32, reenumerate: Duration) -> Result<Con
     let (path, stopped) = (path.to_owned(), Arc::clone(&stop));
     std::thread::Builder::new()
         .name("serial".into())
-        .spawn(move || pump(fd, &path, baud, reenumerate, &events_tx, &output_rx, &stopped))
+        .spawn(move || {
+            pump(
+                fd,
+                &path,
+                baud,
+                reenumerate,
+                &events_tx,
+                &output_rx,
+                &stopped,
+            )
+        })
         .map_err(|e| format!("cannot start the serial reader: {e}"))?;
     Ok(Console {
         events,
@@ -157,7 +167,9 @@ fn pump(
                     Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
                     Err(_) => vanished = true,
                 }
-            } else if revents.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+            } else if revents
+                .intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+            {
                 vanished = true;
             }
         }
@@ -202,7 +214,9 @@ fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), nix::errno::Errno> {
     while !bytes.is_empty() {
         match nix::unistd::write(fd, bytes) {
             Ok(n) => bytes = &bytes[n..],
-            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) if Instant::now() < deadline => {
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR)
+                if Instant::now() < deadline =>
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(e) => return Err(e),
