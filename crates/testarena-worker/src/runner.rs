@@ -290,13 +290,8 @@ impl QueueRun<'_> {
     ) -> Flow<()> {
         let build = self.placeholders().expand(&target.build);
         let image = target.image.as_ref().map(|i| self.placeholders().expand(i));
-        self.step(
-            "build",
-            &build,
-            &self.workspace.clone(),
-            base_env.as_deref(),
-        )
-        .await?;
+        self.step("build", &build, &self.workspace.clone(), base_env)
+            .await?;
         if let Some(image) = image {
             let build_dir = self.build_dir.clone();
             db::blocking(move || {
