@@ -1,6 +1,6 @@
 // The dashboard: a single page with hash routes.
 //   #/signin  #/queues  #/submit  #/queues/<id>  #/queues/<id>/log/<path>
-//   #/workers  #/tokens  #/admin
+//   #/tests  #/test?repo=&scenario=&name=  #/workers  #/tokens  #/admin
 
 import { h, icon, replace, tick } from './dom.js';
 import { get, del, setUnauthorizedHandler } from './api.js';
@@ -13,6 +13,8 @@ import * as log from './pages/log.js';
 import * as workers from './pages/workers.js';
 import * as tokens from './pages/tokens.js';
 import * as admin from './pages/admin.js';
+import * as tests from './pages/tests.js';
+import * as test from './pages/test.js';
 
 const HINT_KEY = 'testarena-signed-in';
 
@@ -29,6 +31,8 @@ const ROUTES = [
   { re: /^\/submit$/, page: submit, name: 'submit' },
   { re: /^\/queues\/([^/]+)$/, page: queue, name: 'queue', nav: 'queues' },
   { re: /^\/queues\/([^/]+)\/log\/(.+)$/, page: log, name: 'log', nav: 'queues' },
+  { re: /^\/tests$/, page: tests, name: 'tests' },
+  { re: /^\/test$/, page: test, name: 'test', nav: 'tests' },
   { re: /^\/workers$/, page: workers, name: 'workers' },
   { re: /^\/tokens$/, page: tokens, name: 'tokens' },
   { re: /^\/admin$/, page: admin, name: 'admin', admin: true },
@@ -37,6 +41,7 @@ const ROUTES = [
 const NAV = [
   { name: 'queues', href: '#/queues', label: 'Queues', icon: 'list' },
   { name: 'submit', href: '#/submit', label: 'Submit', icon: 'send' },
+  { name: 'tests', href: '#/tests', label: 'Tests', icon: 'flag' },
   { name: 'workers', href: '#/workers', label: 'Workers', icon: 'server' },
   { name: 'tokens', href: '#/tokens', label: 'Tokens', icon: 'key' },
   { name: 'admin', href: '#/admin', label: 'Admin', icon: 'shield', admin: true },

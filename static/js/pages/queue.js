@@ -6,6 +6,7 @@ import { get, post, del, request, enc, logUrl, junitUrl, queueEvents, isFinal } 
 import { statusBadge, pageHeader, errorPanel, loading, confirmDialog, toast, setBusy, copyText } from '../ui.js';
 import { attemptsBlock } from './queue-attempts.js';
 import { deliveriesPanel, ownerLine } from './queue-deliveries.js';
+import { historyPanel } from './queue-history.js';
 
 const ACTIVITY_MAX = 400;
 const STATUS_ICONS = { passed: 'check', failed: 'x', error: 'alert', aborted: 'stop', running: 'spin', waiting: 'clock' };
@@ -36,8 +37,9 @@ export async function render(root, ctx) {
     h('div.panel-head', h('h2#activity-heading', 'Activity'), activityState),
     h('div.activity-scroll', { tabindex: 0, attrs: { role: 'region', 'aria-label': 'Queue timeline' } }, activityList));
   const deliveries = deliveriesPanel(id);
+  const history = historyPanel(ctx);
   const layout = h('div.q-layout',
-    h('div.q-main', hero, tasksBox),
+    h('div.q-main', hero, history.el, tasksBox),
     h('aside.q-side', meta, deliveries.el, logsBox, activity));
 
   replace(root, loading('Loading queue…'));
@@ -76,6 +78,7 @@ export async function render(root, ctx) {
     drawTasks();
     drawLogs();
     deliveries.update(queue);
+    history.update(queue, root);
     tick(root);
   });
 
