@@ -202,3 +202,29 @@ pub async fn request_health(state: &AppState, id: &str) -> Result<Queue, ApiErro
         })
         .await
 }
+
+/// The boards' lines of `/metrics`: boards by status, flashes, board faults.
+pub async fn metrics(state: &AppState) -> Result<String, ApiError> {
+    use std::fmt::Write as _;
+    let live = live_after(state);
+    let (by, flashes, faults) = state
+        .db(move |conn| Ok(store::boards::board_metrics(conn, live)?))
+        .await?;
+    let mut out =
+        String::from("# HELP testarena_boards Boards by status.\n# TYPE testarena_boards gauge\n");
+    for (status, n) in by {
+        let _ = writeln!(
+            out,
+            "testarena_boards{{status=\"{}\"}} {n}",
+            status.as_str()
+        );
+    }
+    let _ = write!(
+        out,
+        "# HELP testarena_board_flashes_total Successful flashes of boards.\n\
+         # TYPE testarena_board_flashes_total counter\ntestarena_board_flashes_total {flashes}\n\
+         # HELP testarena_board_faults_total Board faults (flash failed, console gone, port refused).\n\
+         # TYPE testarena_board_faults_total counter\ntestarena_board_faults_total {faults}\n"
+    );
+    Ok(out)
+}

@@ -87,6 +87,7 @@ async fn metrics(state: web::Data<AppState>, _user: AuthUser) -> Result<HttpResp
     };
     let mut out = metrics::render(&farm, &state.metrics);
     out.push_str(&crate::forge::metrics(&sent));
+    out.push_str(&crate::boards::metrics(&state).await?);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out))

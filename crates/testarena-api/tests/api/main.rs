@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod boards;
 mod contract;
-mod hooks;
 mod history;
 mod hooks;
 mod malformed;

@@ -299,7 +299,7 @@ fn the_document_describes_exactly_the_routes_of_the_router() {
         );
     }
     // The forges' 3 (DESIGN section 12) come last.
-    assert_eq!(documented.len(), 31 + 3 + 3, "{documented:?}");
+    assert_eq!(documented.len(), 31 + 3 + 3 + 4, "{documented:?}");
 }
 
 #[test]
@@ -415,6 +415,7 @@ fn the_document_is_consistent_with_the_contract() {
         "branch": "main", "commit": null, "target": "esp32", "owner": "ann", "priority": 0,
         "timeout_s": null, "created_at": "2024-01-02T03:04:05Z", "started_at": null,
         "finished_at": null, "position": 1, "triggered_by": null,
+        "board": null, "board_tags": [], "ran_on": null,
         "tasks": [{"id": "q1.1", "queue_id": "q1", "scenario": "s.xml", "status": "skipped",
             "status_reason": "not reached", "passed": 0, "failed": 0, "skipped": 0,
             "started_at": null, "finished_at": null,
@@ -763,6 +764,36 @@ fn real_answers_of_every_operation_match_the_document() {
     w.go(422, "GET", "/api/v1/hooks/firmware/deliveries?limit=0", ann, None);
     w.go(200, "GET", "/api/v1/queues/q-d/deliveries", ann, None);
     w.go(404, "GET", "/api/v1/queues/nope/deliveries", ann, None);
+
+    // Boards (DESIGN section 10): one registered by its worker.
+    {
+        let mut conn = s.conn();
+        store::register_worker(&mut conn, "w1", 1, "0.1.0", 1).unwrap();
+        let reg = store::boards::BoardRegistration {
+            id: "b1".into(),
+            target: "lx106".into(),
+            tags: vec!["wifi".into()],
+            serial: "/dev/serial/by-id/usb-b1".into(),
+            baud: 115_200,
+            present: true,
+            health: Some(("firmware".into(), "main".into(), "scenarios/ok.xml".into(), 24)),
+        };
+        let live = store::now() - chrono::Duration::seconds(60);
+        store::boards::register_boards(&mut conn, "w1", &[reg], live).unwrap();
+    }
+    w.go(200, "GET", "/api/v1/boards", ann, None);
+    w.go(200, "GET", "/api/v1/boards/b1", ann, None);
+    w.go(404, "GET", "/api/v1/boards/nope", ann, None);
+    w.go(200, "PATCH", "/api/v1/boards/b1", root, Some(json!({"note": "on the shelf"})));
+    w.go(403, "PATCH", "/api/v1/boards/b1", ann, Some(json!({"maintenance": true})));
+    w.go(400, "PATCH", "/api/v1/boards/b1", root, Some(json!({"bogus": 1})));
+    w.go(422, "PATCH", "/api/v1/boards/b1", root, Some(json!({"note": "x".repeat(1001)})));
+    w.go(404, "PATCH", "/api/v1/boards/nope", root, Some(json!({})));
+    w.go(202, "POST", "/api/v1/boards/b1/health", root, None);
+    w.go(403, "POST", "/api/v1/boards/b1/health", ann, None);
+    w.go(404, "POST", "/api/v1/boards/nope/health", root, None);
+    let on_board = json!({"branch": "main", "scenarios": ["scenarios/ok.xml"], "board_tags": ["psram"]});
+    w.go(422, "POST", "/api/v1/queues", ann, Some(on_board));
 
     // Basic failures are rate-limited like sign-ins: 429 with Retry-After.
     let wrong = Auth::Basic("ann", "wrong password");
