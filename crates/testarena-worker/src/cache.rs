@@ -17,11 +17,14 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 use testarena_domain::config::TargetConfig;
+use testarena_domain::paths::Home;
 
+use crate::db;
+use crate::logfile::{LogFile, Timeline};
 use crate::{Error, Result};
 
 /// The hex digits of a key that name its folder (and the timeline shows).
@@ -223,6 +226,98 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<u64> {
         }
     }
     Ok(copied)
+}
+
+/// What the build cache of a queue's run needs to know.
+#[derive(Debug)]
+pub struct QueueBuild<'a> {
+    pub home: &'a Home,
+    /// `worker.build_cache_mib`: 0 means no cache.
+    pub cap_mib: u64,
+    pub queue_id: &'a str,
+    /// The submission asked to build anyway.
+    pub no_cache: bool,
+    pub repo_url: &'a str,
+    pub commit: &'a str,
+    pub target_name: &'a str,
+    pub target: &'a TargetConfig,
+    pub build_dir: &'a Path,
+    pub timeline: &'a Timeline,
+}
+
+/// The build cache as one queue uses it.
+#[derive(Debug)]
+pub struct CacheUse {
+    cache: BuildCache,
+    key: String,
+    /// Whether the queue's build was restored from it.
+    pub restored: bool,
+}
+
+/// Looks the queue's build up and, when it is cached (and the queue did
+/// not ask for `no_cache`), restores it into the build directory: the
+/// timeline says `build cached (<key>)` and `build.log` says so too.
+/// `None` without a cache. An entry that cannot be restored is a miss.
+pub async fn look_up(q: &QueueBuild<'_>) -> Result<Option<CacheUse>> {
+    let Some(cache) = BuildCache::new(q.home.root().join("cache").join("build"), q.cap_mib) else {
+        return Ok(None);
+    };
+    let script = q.target.env_script.clone();
+    let env_script = db::blocking(move || {
+        Ok(script.map_or_else(Vec::new, |s| std::fs::read(s).unwrap_or_default()))
+    })
+    .await?;
+    let key = key(KeyParts {
+        repo_url: q.repo_url,
+        commit: q.commit,
+        target_name: q.target_name,
+        target: q.target,
+        env_script: &env_script,
+    });
+    let mut log = LogFile::append(&q.home.build_log(q.queue_id));
+    if q.no_cache {
+        log.write(format!("build cache bypassed (no_cache; key {key})\n").as_bytes())
+            .await?;
+        log.close().await?;
+        return Ok(Some(CacheUse {
+            cache,
+            key,
+            restored: false,
+        }));
+    }
+    let (c, k, dir) = (cache.clone(), key.clone(), q.build_dir.to_owned());
+    let started = Instant::now();
+    let restored = match db::blocking(move || c.restore(&k, &dir)).await {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot restore the cached build; building");
+            None
+        }
+    };
+    if let Some(files) = restored {
+        let took = started.elapsed().as_secs_f64();
+        q.timeline.line(&format!("build cached ({key})"));
+        let line = format!(
+            "build cached ({key}): {files} files restored in {took:.2} s; build and image skipped\n"
+        );
+        log.write(line.as_bytes()).await?;
+    }
+    log.close().await?;
+    Ok(Some(CacheUse {
+        cache,
+        key,
+        restored: restored.is_some(),
+    }))
+}
+
+/// Keeps a build that passed in the cache; a failure to is logged only.
+pub async fn keep(cache: CacheUse, build_dir: &Path, timeline: &Timeline) {
+    let (key, dir) = (cache.key.clone(), build_dir.to_owned());
+    match db::blocking(move || cache.cache.store(&cache.key, &dir)).await {
+        Ok(true) => timeline.line(&format!("build stored in the cache ({key})")),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot store the build in the cache"),
+    }
 }
 
 #[cfg(test)]

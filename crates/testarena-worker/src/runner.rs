@@ -29,7 +29,7 @@ use testarena_domain::store::{self, EndOutcome, QueueEnd};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
-use crate::cache::{self, BuildCache};
+use crate::cache::{self, CacheUse, QueueBuild};
 use crate::db::{self, Db};
 use crate::inputs::{parse_env, read_scenario};
 use crate::logfile::{LogFile, Timeline};
@@ -224,14 +224,6 @@ fn setup(ctx: &Context, queue: &QueueRow) -> Flow<(RepoConfig, TargetConfig)> {
     Ok((repo.clone(), target.clone()))
 }
 
-/// The build cache as one queue uses it.
-struct CacheUse {
-    cache: BuildCache,
-    key: String,
-    /// Whether the queue's build was restored from it.
-    restored: bool,
-}
-
 /// The state of one queue's run.
 struct QueueRun<'a> {
     ctx: &'a Context,
@@ -255,7 +247,7 @@ impl QueueRun<'_> {
         if cache.as_ref().is_none_or(|c| !c.restored) {
             self.build(target, base_env.as_deref()).await?;
             if let Some(cache) = cache {
-                self.store_build(cache).await;
+                cache::keep(cache, &self.build_dir, self.timeline).await;
             }
         }
         let board = crate::board::BoardRun::of(&self.ctx.config, self.queue);
@@ -304,81 +296,27 @@ impl QueueRun<'_> {
         Ok(())
     }
 
-    /// Looks the queue's build up in the worker's build cache and, when it
-    /// is there (and the queue did not ask for `no_cache`), restores it
-    /// into the build directory: the timeline and `build.log` say so.
-    /// `None` without a cache.
+    /// The queue's build from the worker's build cache, restored into the
+    /// build directory when it is there ([`cache::look_up`]).
     async fn cached_build(
         &mut self,
         url: &str,
         commit: &str,
         target: &TargetConfig,
     ) -> Flow<Option<CacheUse>> {
-        let Some(cache) = BuildCache::new(
-            self.ctx.home.root().join("cache").join("build"),
-            self.ctx.config.worker.build_cache_mib,
-        ) else {
-            return Ok(None);
-        };
-        let script = target.env_script.clone();
-        let env_script = db::blocking(move || {
-            Ok(script.map_or_else(Vec::new, |s| std::fs::read(s).unwrap_or_default()))
-        })
-        .await?;
-        let key = cache::key(cache::KeyParts {
+        let queue_build = QueueBuild {
+            home: &self.ctx.home,
+            cap_mib: self.ctx.config.worker.build_cache_mib,
+            queue_id: self.id(),
+            no_cache: self.queue.no_cache,
             repo_url: url,
             commit,
             target_name: &self.queue.target,
             target,
-            env_script: &env_script,
-        });
-        let mut log = LogFile::append(&self.ctx.home.build_log(self.id()));
-        if self.queue.no_cache {
-            log.write(format!("build cache bypassed (no_cache; key {key})\n").as_bytes())
-                .await?;
-            log.close().await?;
-            return Ok(Some(CacheUse {
-                cache,
-                key,
-                restored: false,
-            }));
-        }
-        let (c, k, dir) = (cache.clone(), key.clone(), self.build_dir.clone());
-        let started = Instant::now();
-        let restored = match db::blocking(move || c.restore(&k, &dir)).await {
-            Ok(files) => files,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot restore the cached build; building");
-                None
-            }
+            build_dir: &self.build_dir,
+            timeline: self.timeline,
         };
-        if let Some(files) = restored {
-            let took = started.elapsed().as_secs_f64();
-            self.timeline.line(&format!("build cached ({key})"));
-            log.write(
-                format!("build cached ({key}): {files} files restored in {took:.2} s; build and image skipped\n")
-                    .as_bytes(),
-            )
-            .await?;
-        }
-        log.close().await?;
-        Ok(Some(CacheUse {
-            cache,
-            key,
-            restored: restored.is_some(),
-        }))
-    }
-
-    /// Keeps a build that passed in the cache; a failure to is logged only.
-    async fn store_build(&self, cache: CacheUse) {
-        let (key, dir) = (cache.key.clone(), self.build_dir.clone());
-        match db::blocking(move || cache.cache.store(&cache.key, &dir)).await {
-            Ok(true) => self
-                .timeline
-                .line(&format!("build stored in the cache ({key})")),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot store the build in the cache"),
-        }
+        Ok(cache::look_up(&queue_build).await?)
     }
 
     fn placeholders(&self) -> Placeholders<'_> {
