@@ -85,6 +85,8 @@ pub enum Command {
     Users(Users),
     /// Is the server up? The database and the workers.
     Health,
+    /// The farm's boards: status, health, worker, tags, current queue.
+    Boards,
     /// Who the token belongs to.
     Whoami,
     /// Create a token with your password and save it in the config file.
@@ -119,6 +121,12 @@ pub struct Submit {
     /// The queue's id [default: made up by the server].
     #[arg(long)]
     pub id: Option<String>,
+    /// Run on a board instead of QEMU: `any` or a board id.
+    #[arg(long, value_name = "ID")]
+    pub board: Option<String>,
+    /// A tag the board must have (repeat for more; implies --board any).
+    #[arg(long = "board-tag", value_name = "TAG")]
+    pub board_tags: Vec<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
 }

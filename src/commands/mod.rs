@@ -2,6 +2,7 @@
 //! to the API and prints, and says how the process should exit.
 
 mod account;
+mod boards;
 mod follow;
 mod logs;
 mod queues;
@@ -131,6 +132,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Tokens(cmd) => account::tokens(&mut ctx, cmd),
         Command::Users(cmd) => account::users(&mut ctx, cmd),
         Command::Health => account::health(&mut ctx),
+        Command::Boards => boards::boards(&mut ctx),
         Command::Whoami => account::whoami(&mut ctx),
         Command::Login(args) => account::login(&mut ctx, &args),
         Command::Logout => account::logout(&mut ctx),

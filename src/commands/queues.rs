@@ -24,6 +24,8 @@ pub fn submit(ctx: &mut Ctx, args: Submit) -> Result<Exit> {
         id: args.id,
         priority: args.priority,
         timeout_s: args.timeout,
+        board: args.board,
+        board_tags: (!args.board_tags.is_empty()).then_some(args.board_tags),
         ..CreateQueue::default()
     };
     let queue: Queue = ctx.client.post("/api/v1/queues", Some(&body))?;

@@ -154,6 +154,36 @@ fn a_requirement_no_board_could_meet_is_422_and_a_busy_one_waits_in_words() {
         q["waiting_for"], "a board with tags wifi: 1 maintenance",
         "{q:#}"
     );
+    // The CLI shows the board and submits with --board-tag.
+    let cli = crate::cli::run::Cli::new(&farm.dir, &farm.base, Some(&farm.token));
+    let out = cli.run(&["boards"]);
+    assert!(out.ok(), "{out:?}");
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("t1 "))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(row.contains("maintenance") && row.contains("wifi"), "{row}");
+    let out = cli.run(&[
+        "submit",
+        "main",
+        "-s",
+        "scenarios/unit.xml",
+        "--board-tag",
+        "psram",
+    ]);
+    assert!(!out.ok() && format!("{out:?}").contains("psram"), "{out:?}");
+    let out = cli.run(&[
+        "submit",
+        "main",
+        "-s",
+        "scenarios/unit.xml",
+        "--board",
+        "t1",
+        "--json",
+    ]);
+    assert!(out.ok(), "{out:?}");
+    let second = out.json()["id"].as_str().unwrap().to_owned();
     let r = farm.call(
         "PATCH",
         "/api/v1/boards/t1",
@@ -163,6 +193,7 @@ fn a_requirement_no_board_could_meet_is_422_and_a_busy_one_waits_in_words() {
     let q = farm.wait_final(&id, DEADLINE);
     assert_eq!(q["status"], "passed", "{q:#}");
     assert_eq!(board(&farm, "t1")["note"], "rewiring");
+    assert_eq!(farm.wait_final(&second, DEADLINE)["ran_on"], "t1");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! firmware fixture (build the daemons first: `cargo build --workspace --bins`).
 
 mod account;
+mod history;
 mod logs;
 mod queues;
-mod run;
+pub(crate) mod run;
 mod support;
