@@ -47,6 +47,10 @@ pub fn queue_status_filter() -> ObjectBuilder {
 /// that id.
 #[derive(Debug, ToSchema)]
 #[serde(untagged)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a schema of the OpenAPI document only: never built"
+)]
 pub enum QueueOrTask {
     Queue(Queue),
     Task(Task),

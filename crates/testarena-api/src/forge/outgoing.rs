@@ -420,7 +420,10 @@ mod tests {
         }
         let sent = for_board_bad(&config, "bench-1", "health check q failed");
         assert_eq!(sent.len(), 1);
-        assert_eq!((sent[0].kind.as_str(), sent[0].event.as_str()), ("notify", "board.bad"));
+        assert_eq!(
+            (sent[0].kind.as_str(), sent[0].event.as_str()),
+            ("notify", "board.bad")
+        );
         assert_eq!(sent[0].target_url, "https://a.example/x");
         assert_eq!(sent[0].auth_env.as_deref(), Some("S"));
         let body: Value = serde_json::from_str(&sent[0].payload).unwrap_or_default();

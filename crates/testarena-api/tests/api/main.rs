@@ -7,6 +7,7 @@
 mod auth;
 mod boards;
 mod contract;
+mod hooks;
 mod history;
 mod hooks;
 mod malformed;
