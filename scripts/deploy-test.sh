@@ -251,6 +251,24 @@ if grep -i 'testarena' "$tmp/verify.out"; then
     fail "systemd-analyze verify warns about the units"
 fi
 ok "systemd-analyze verify: no error, no warning"
+# The boards drop-in (docs/OPERATIONS.md section 8), read beside the worker
+# unit as systemd reads /etc/systemd/system/<unit>.d/: no error, no warning,
+# the USB serial classes and dialout, and nothing else of the unit changed.
+mkdir -p "$tmp/units/testarena-worker.service.d"
+cp deploy/systemd/testarena-worker.service.d/boards.conf "$tmp/units/testarena-worker.service.d/"
+if ! systemd-analyze verify "$tmp/units/testarena-worker.service" >"$tmp/verify-boards.out" 2>&1 \
+    || grep -i 'testarena\|boards.conf' "$tmp/verify-boards.out"; then
+    fail "systemd-analyze verify with the boards drop-in: $(cat "$tmp/verify-boards.out")"
+fi
+for setting in 'DeviceAllow=char-ttyUSB rw' 'DeviceAllow=char-ttyACM rw' DevicePolicy=closed \
+    SupplementaryGroups=dialout PrivateDevices=no; do
+    grep -qx "$setting" deploy/systemd/testarena-worker.service.d/boards.conf \
+        || fail "boards.conf lacks $setting"
+done
+[ "$(grep -c '^[A-Za-z]' deploy/systemd/testarena-worker.service.d/boards.conf)" -eq 5 ] \
+    || fail "boards.conf sets more than the devices and the group"
+rm -r "$tmp/units/testarena-worker.service.d"
+ok "systemd-analyze verify with the boards drop-in: no error, no warning"
 for unit in testarena-app.service testarena-worker.service; do
     u=$units/$unit
     for setting in User=testarena Group=testarena EnvironmentFile=-/etc/testarena/env \

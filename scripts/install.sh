@@ -11,6 +11,9 @@
 #                and tests). The testarena user is created in DIR/etc/passwd
 #                when that file exists, and not at all otherwise.
 #   --from DIR   where the binaries are (default: target/release)
+#   --boards     also install the worker's drop-in for boards on USB serial
+#                ports (/etc/systemd/system/testarena-worker.service.d/boards.conf:
+#                the ttyUSB and ttyACM devices and the dialout group)
 #
 # What it installs (every path under --root):
 #   /usr/local/bin/testarena-app, testarena-worker, testarena (the CLI, if built)
@@ -31,6 +34,7 @@ root=/
 from=$repo/target/release
 mode=install
 purge=false
+boards=false
 while [ $# -gt 0 ]; do
     case $1 in
         --root) root=${2:?--root needs a directory}; shift 2 ;;
@@ -39,6 +43,7 @@ while [ $# -gt 0 ]; do
         --from=*) from=${1#--from=}; shift ;;
         --uninstall) mode=uninstall; shift ;;
         --purge) purge=true; shift ;;
+        --boards) boards=true; shift ;;
         -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -293,6 +298,13 @@ install_all() {
     for unit in "${UNITS[@]}"; do
         put "$repo/deploy/systemd/$unit" "/usr/local/lib/systemd/system/$unit" 644 "$root_ids"
     done
+    if $boards; then
+        dir /etc/systemd/system/testarena-worker.service.d 755
+        put "$repo/deploy/systemd/testarena-worker.service.d/boards.conf" \
+            /etc/systemd/system/testarena-worker.service.d/boards.conf 644 "$root_ids"
+    else
+        say "boards on USB serial ports: run again with --boards for the worker's drop-in (docs/OPERATIONS.md section 8)"
+    fi
 
     dir /etc/nginx/sites-available 755
     put_once "$repo/deploy/nginx/testarena.conf" /etc/nginx/sites-available/testarena.conf 644 "$root_ids"

@@ -43,6 +43,8 @@ ensure_cargo() {
 # shellcheck disable=SC2034 # used by the scripts that source this file
 BUILD_PACKAGES=(build-essential pkg-config libssl-dev git)
 # What running firmware needs: the lx106 cross-compiler and QEMU for Xtensa
-# (docs/LX106.md).
+# (docs/LX106.md), and python3 for the board simulator
+# (tests/fixtures/board-sim). The worker's serial code is nix's termios:
+# no libudev or other system library to build it.
 # shellcheck disable=SC2034
-FIRMWARE_PACKAGES=(make gcc-xtensa-lx106 binutils-xtensa-lx106 qemu-system-misc)
+FIRMWARE_PACKAGES=(make gcc-xtensa-lx106 binutils-xtensa-lx106 qemu-system-misc python3)
