@@ -247,8 +247,12 @@ impl Failure {
     }
 }
 
-/// One POST of a delivery: its status code and the start of its body.
-fn post(agent: &ureq::Agent, row: &DeliveryRow) -> Result<(u16, String), Failure> {
+/// An answer: its status, the start of its body, and its `Retry-After` in
+/// seconds when it gave one.
+type Answered = (u16, String, Option<Duration>);
+
+/// One POST of a delivery.
+fn post(agent: &ureq::Agent, row: &DeliveryRow) -> Result<Answered, Failure> {
     let mut request = agent
         .post(&row.target_url)
         .header("Content-Type", "application/json");
@@ -288,13 +292,23 @@ fn post(agent: &ureq::Agent, row: &DeliveryRow) -> Result<(u16, String), Failure
     match request.send(row.payload.as_bytes()) {
         Ok(response) => {
             let code = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let mut body = Vec::new();
             let _ = response
                 .into_body()
                 .into_reader()
                 .take(ANSWER_BYTES)
                 .read_to_end(&mut body);
-            Ok((code, String::from_utf8_lossy(&body).into_owned()))
+            Ok((
+                code,
+                String::from_utf8_lossy(&body).into_owned(),
+                retry_after,
+            ))
         }
         Err(
             e @ (ureq::Error::Timeout(_)
@@ -318,12 +332,13 @@ pub fn backoff(tries: i32) -> Duration {
 /// What a try's answer means for the delivery.
 fn next_step(
     row: &DeliveryRow,
-    answer: Result<(u16, String), Failure>,
+    answer: Result<Answered, Failure>,
     at: NaiveDateTime,
 ) -> DeliveryAttempt {
     let tries = row.attempts + 1;
+    let mut wait = backoff(tries);
     let (code, body, failure) = match answer {
-        Ok((code, body)) if (200..300).contains(&code) => {
+        Ok((code, body, _)) if (200..300).contains(&code) => {
             return DeliveryAttempt {
                 state: "delivered",
                 code: Some(i32::from(code)),
@@ -332,8 +347,13 @@ fn next_step(
                 next_try_at: at,
             };
         }
-        Ok((code, body)) => {
+        Ok((code, body, retry_after)) => {
             let retry = code == 429 || code >= 500;
+            // A forge that says when to come back is believed, up to the
+            // longest delay.
+            if let Some(asked) = retry_after {
+                wait = wait.max(asked.min(MAX_DELAY));
+            }
             (
                 Some(i32::from(code)),
                 Some(body),
@@ -346,7 +366,7 @@ fn next_step(
         Err(f) => (None, None, f),
     };
     let error = (!failure.message.is_empty()).then_some(failure.message);
-    let next = at + chrono::Duration::from_std(backoff(tries)).unwrap_or_default();
+    let next = at + chrono::Duration::from_std(wait).unwrap_or_default();
     let deadline = row.created_at + chrono::Duration::from_std(GIVE_UP_AFTER).unwrap_or_default();
     let (state, error) = match (failure.retry, next <= deadline) {
         (true, true) => ("pending", error),
@@ -405,10 +425,10 @@ mod tests {
     fn answers_decide_what_comes_next() {
         let t0 = now();
         let step = |attempts, answer| next_step(&row(attempts, t0), answer, t0);
-        let ok = step(0, Ok((201, "{}".into())));
+        let ok = step(0, Ok((201, "{}".into(), None)));
         assert_eq!((ok.state, ok.code), ("delivered", Some(201)));
         for code in [500, 502, 503, 429] {
-            let s = step(1, Ok((code, "busy".into())));
+            let s = step(1, Ok((code, "busy".into(), None)));
             assert_eq!(s.state, "pending", "{code}");
             assert_eq!(
                 s.next_try_at - t0,
@@ -417,7 +437,11 @@ mod tests {
             );
         }
         for code in [400, 401, 403, 404, 422, 301] {
-            assert_eq!(step(0, Ok((code, String::new()))).state, "failed", "{code}");
+            assert_eq!(
+                step(0, Ok((code, String::new(), None))).state,
+                "failed",
+                "{code}"
+            );
         }
         let down = step(0, Err(Failure::retry("connection refused".into())));
         assert_eq!(
@@ -425,12 +449,23 @@ mod tests {
             ("pending", Some("connection refused"))
         );
         assert_eq!(down.next_try_at - t0, chrono::Duration::seconds(1));
+        // Retry-After is believed, up to ten minutes.
+        let later = step(0, Ok((429, String::new(), Some(Duration::from_secs(30)))));
+        assert_eq!(
+            (later.state, later.next_try_at - t0),
+            ("pending", chrono::Duration::seconds(30))
+        );
+        let capped = step(
+            0,
+            Ok((503, String::new(), Some(Duration::from_secs(86_400)))),
+        );
+        assert_eq!(capped.next_try_at - t0, chrono::Duration::seconds(600));
         let bad = step(0, Err(Failure::final_("bad URL".into())));
         assert_eq!(bad.state, "failed");
         // A day after its creation it is not tried again.
         let old = next_step(
             &row(30, t0 - chrono::Duration::hours(24)),
-            Ok((503, String::new())),
+            Ok((503, String::new(), None)),
             t0,
         );
         assert_eq!(old.state, "failed");
