@@ -81,6 +81,34 @@ fn a_lost_worker_s_queue_is_retried_and_passes() {
         2,
         "{timeline}"
     );
+    // The document describes the attempts as the queue carries them.
+    let doc = farm.get("/api/v1/openapi.json");
+    let schemas = &doc["components"]["schemas"];
+    let attempt = &schemas["Attempt"]["properties"];
+    for field in [
+        "attempt",
+        "worker",
+        "ran_on",
+        "started_at",
+        "finished_at",
+        "status",
+        "reason",
+    ] {
+        assert!(
+            attempt.get(field).is_some(),
+            "Attempt.{field}: {:#}",
+            schemas["Attempt"]
+        );
+    }
+    let queue = &schemas["Queue"]["properties"];
+    assert!(
+        queue["attempt"].is_object() && queue["no_cache"].is_object(),
+        "{queue:#}"
+    );
+    assert!(
+        queue["attempts"].to_string().contains("Attempt"),
+        "{queue:#}"
+    );
     farm.assert_no_leftovers();
     println!(
         "worker SIGKILL mid-build with retry_errors = 1: attempt 2 passed, attempt 1's build.log under attempts/1/"

@@ -31,6 +31,8 @@ use crate::{Error, Result};
 const KEY_DIGITS: usize = 16;
 /// The file whose modification time says when an entry was last used.
 const USED: &str = "used";
+/// An entry being written that is older than this was abandoned.
+const ABANDONED: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The build cache under `<home>/cache/build/`.
 #[derive(Debug, Clone)]
@@ -144,8 +146,16 @@ impl BuildCache {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                // Entries being written start with a dot.
+                // Entries being written start with a dot; one that has not
+                // changed for an hour was left by a worker that died.
                 if name.starts_with('.') {
+                    let stale = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|m| m.elapsed().is_ok_and(|age| age > ABANDONED));
+                    if stale {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
                     return None;
                 }
                 let used = std::fs::metadata(e.path().join(USED))
@@ -445,5 +455,16 @@ mod tests {
         let huge = build_dir(tmp.path(), "huge", 2 * 1024 * 1024);
         assert!(!cache.store("huge", &huge).unwrap());
         assert_eq!(names(&cache), ["b", "d"]);
+        // A half-written entry of a dead worker goes after an hour, one
+        // being written now stays.
+        let (old, new) = (cache.dir.join(".x.1.1"), cache.dir.join(".y.1.2"));
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::create_dir_all(&new).unwrap();
+        std::fs::File::open(&old)
+            .unwrap()
+            .set_modified(SystemTime::now() - 2 * ABANDONED)
+            .unwrap();
+        cache.evict().unwrap();
+        assert!(!old.exists() && new.exists());
     }
 }
