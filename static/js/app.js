@@ -11,6 +11,7 @@ import * as submit from './pages/submit.js';
 import * as queue from './pages/queue.js';
 import * as log from './pages/log.js';
 import * as workers from './pages/workers.js';
+import * as boards from './pages/boards.js';
 import * as tokens from './pages/tokens.js';
 import * as admin from './pages/admin.js';
 import * as tests from './pages/tests.js';
@@ -34,6 +35,7 @@ const ROUTES = [
   { re: /^\/tests$/, page: tests, name: 'tests' },
   { re: /^\/test$/, page: test, name: 'test', nav: 'tests' },
   { re: /^\/workers$/, page: workers, name: 'workers' },
+  { re: /^\/boards$/, page: boards, name: 'boards' },
   { re: /^\/tokens$/, page: tokens, name: 'tokens' },
   { re: /^\/admin$/, page: admin, name: 'admin', admin: true },
 ];
@@ -43,6 +45,7 @@ const NAV = [
   { name: 'submit', href: '#/submit', label: 'Submit', icon: 'send' },
   { name: 'tests', href: '#/tests', label: 'Tests', icon: 'flag' },
   { name: 'workers', href: '#/workers', label: 'Workers', icon: 'server' },
+  { name: 'boards', href: '#/boards', label: 'Boards', icon: 'flag' },
   { name: 'tokens', href: '#/tokens', label: 'Tokens', icon: 'key' },
   { name: 'admin', href: '#/admin', label: 'Admin', icon: 'shield', admin: true },
 ];

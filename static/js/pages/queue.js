@@ -5,6 +5,7 @@ import { h, icon, replace, timeAgo, elapsed, absTime, shortSha, bytes, tick } fr
 import { get, post, del, request, enc, logUrl, junitUrl, queueEvents, isFinal } from '../api.js';
 import { statusBadge, pageHeader, errorPanel, loading, confirmDialog, toast, setBusy, copyText } from '../ui.js';
 import { attemptsBlock } from './queue-attempts.js';
+import { boardRow } from './queue-board.js';
 import { deliveriesPanel, ownerLine } from './queue-deliveries.js';
 import { historyPanel } from './queue-history.js';
 
@@ -155,6 +156,7 @@ export async function render(root, ctx) {
         row('Branch', h('span.mono.break', q.branch)),
         row('Commit', q.commit ? commitLine(q.commit) : h('span.muted', 'the branch’s tip when it runs')),
         row('Target', q.target),
+        boardRow(q, row),
         row('Owner', ownerLine(q)),
         row('Worker', q.worker || h('span.muted', '—')),
         row('Priority', String(q.priority)),
