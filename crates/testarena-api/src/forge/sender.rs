@@ -289,6 +289,8 @@ fn post(agent: &ureq::Agent, row: &DeliveryRow) -> Result<Answered, Failure> {
             }
         }
     }
+    // An error may quote the URL, and a notification's URL can be a secret.
+    let said = |e: ureq::Error| e.to_string().replace(&row.target_url, "<the URL>");
     match request.send(row.payload.as_bytes()) {
         Ok(response) => {
             let code = response.status().as_u16();
@@ -317,9 +319,9 @@ fn post(agent: &ureq::Agent, row: &DeliveryRow) -> Result<Answered, Failure> {
             | ureq::Error::HostNotFound),
         ) => Err(Failure::retry(match e {
             ureq::Error::Timeout(_) => format!("no answer within {} s", TIMEOUT.as_secs()),
-            other => other.to_string(),
+            other => said(other),
         })),
-        Err(e) => Err(Failure::final_(e.to_string())),
+        Err(e) => Err(Failure::final_(said(e))),
     }
 }
 
