@@ -169,6 +169,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    test_days (repo, day, scenario, name, branch, target) {
+        repo -> Text,
+        day -> Text,
+        scenario -> Text,
+        name -> Text,
+        branch -> Text,
+        target -> Text,
+        runs -> Integer,
+        passed -> Integer,
+        failed -> Integer,
+    }
+}
+
+diesel::table! {
     test_series (repo, scenario, name, branch, target) {
         repo -> Text,
         scenario -> Text,
@@ -221,6 +235,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     queues,
     tasks,
     test_cases,
+    test_days,
     test_series,
     users,
     workers,

@@ -1,8 +1,8 @@
 DROP TRIGGER IF EXISTS test_cases_deleted;
 DROP TRIGGER IF EXISTS test_cases_replaced;
 DROP TRIGGER IF EXISTS test_cases_recorded;
+DROP TABLE IF EXISTS test_days;
 DROP TABLE IF EXISTS test_series;
-DROP INDEX IF EXISTS test_cases_window;
 DROP INDEX IF EXISTS test_cases_commit;
 DROP INDEX IF EXISTS test_cases_series;
 DROP INDEX IF EXISTS test_cases_test;

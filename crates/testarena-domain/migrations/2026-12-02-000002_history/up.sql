@@ -12,7 +12,7 @@
 -- `test_series` keeps, per test and (branch, target), the last 20 verdicts
 -- and the last 20 passing durations, kept up to date by the same triggers:
 -- the tests list and the flaky rule read these few rows per test, never a
--- test's whole history.
+-- test's whole history; `test_days` counts runs per day for the tests list's window.
 
 -- The `<test>` names a task runs (a JSON list), NULL: every test of the scenario.
 ALTER TABLE tasks ADD COLUMN only TEXT;
@@ -45,8 +45,6 @@ CREATE INDEX test_cases_test ON test_cases(repo, scenario, name);
 CREATE INDEX test_cases_series ON test_cases(repo, scenario, name, branch, target);
 -- The runs of a test at one commit: passed and failed there (flaky).
 CREATE INDEX test_cases_commit ON test_cases(repo, commit_sha, scenario, name);
--- The runs of a repository in a time window, covering what the tests list counts.
-CREATE INDEX test_cases_window ON test_cases(repo, finished_at, scenario, name, status);
 
 CREATE TABLE test_series (
     repo        TEXT NOT NULL,
@@ -94,6 +92,28 @@ FROM (SELECT repo, scenario, name, branch, target, max(id) AS last_id,
         FROM test_cases WHERE repo IS NOT NULL AND scenario IS NOT NULL
        GROUP BY repo, scenario, name, branch, target) k;
 
+-- Runs per test, (branch, target) and day (UTC, from finished_at): what
+-- the tests list counts over its window, a few rows per test and day
+-- instead of every run. Kept by the same triggers.
+CREATE TABLE test_days (
+    repo     TEXT NOT NULL,
+    day      TEXT NOT NULL,              -- 'YYYY-MM-DD'
+    scenario TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    branch   TEXT NOT NULL,
+    target   TEXT NOT NULL,
+    runs     INTEGER NOT NULL DEFAULT 0, -- skipped runs left out
+    passed   INTEGER NOT NULL DEFAULT 0,
+    failed   INTEGER NOT NULL DEFAULT 0, -- failed and error
+    PRIMARY KEY (repo, day, scenario, name, branch, target)
+);
+
+INSERT INTO test_days (repo, day, scenario, name, branch, target, runs, passed, failed)
+SELECT repo, substr(finished_at, 1, 10), scenario, name, branch, target,
+       sum(status != 'skipped'), sum(status = 'passed'), sum(status IN ('failed', 'error'))
+  FROM test_cases WHERE repo IS NOT NULL AND scenario IS NOT NULL AND finished_at IS NOT NULL
+ GROUP BY repo, substr(finished_at, 1, 10), scenario, name, branch, target;
+
 -- A recorded result: its identity from its task and queue (unless it came
 -- with one), then its series.
 CREATE TRIGGER test_cases_recorded AFTER INSERT ON test_cases
@@ -140,11 +160,30 @@ BEGIN
         last_status = CASE WHEN excluded.last_id >= test_series.last_id THEN excluded.last_status ELSE test_series.last_status END,
         last_fail_id = coalesce(max(test_series.last_fail_id, excluded.last_fail_id), test_series.last_fail_id, excluded.last_fail_id),
         mixed_at = coalesce(excluded.mixed_at, test_series.mixed_at);
+    INSERT INTO test_days (repo, day, scenario, name, branch, target, runs, passed, failed)
+    SELECT n.repo, substr(n.finished_at, 1, 10), n.scenario, n.name, n.branch, n.target,
+           n.status != 'skipped', n.status = 'passed', n.status IN ('failed', 'error')
+      FROM test_cases n
+     WHERE n.id = NEW.id AND n.repo IS NOT NULL AND n.scenario IS NOT NULL AND n.finished_at IS NOT NULL
+    ON CONFLICT (repo, day, scenario, name, branch, target) DO UPDATE SET
+        runs = runs + excluded.runs, passed = passed + excluded.passed, failed = failed + excluded.failed;
 END;
 
 -- A result recorded again (same task and name): it is the newest run now.
 CREATE TRIGGER test_cases_replaced AFTER UPDATE OF status, duration_ms, message ON test_cases
 BEGIN
+    UPDATE test_days SET
+        runs = runs - (OLD.status != 'skipped'),
+        passed = passed - (OLD.status = 'passed'),
+        failed = failed - (OLD.status IN ('failed', 'error'))
+     WHERE repo = OLD.repo AND day = substr(OLD.finished_at, 1, 10) AND scenario = OLD.scenario
+       AND name = OLD.name AND branch = OLD.branch AND target = OLD.target;
+    INSERT INTO test_days (repo, day, scenario, name, branch, target, runs, passed, failed)
+    SELECT NEW.repo, strftime('%Y-%m-%d', 'now'), NEW.scenario, NEW.name, NEW.branch, NEW.target,
+           NEW.status != 'skipped', NEW.status = 'passed', NEW.status IN ('failed', 'error')
+     WHERE NEW.repo IS NOT NULL AND NEW.scenario IS NOT NULL
+    ON CONFLICT (repo, day, scenario, name, branch, target) DO UPDATE SET
+        runs = runs + excluded.runs, passed = passed + excluded.passed, failed = failed + excluded.failed;
     UPDATE test_cases SET finished_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = NEW.id;
     UPDATE test_series SET
         verdicts = coalesce((SELECT group_concat(v, '') FROM (
@@ -169,6 +208,16 @@ END;
 -- no run left goes.
 CREATE TRIGGER test_cases_deleted AFTER DELETE ON test_cases
 BEGIN
+    UPDATE test_days SET
+        runs = runs - (OLD.status != 'skipped'),
+        passed = passed - (OLD.status = 'passed'),
+        failed = failed - (OLD.status IN ('failed', 'error'))
+     WHERE repo = OLD.repo AND day = substr(OLD.finished_at, 1, 10) AND scenario = OLD.scenario
+       AND name = OLD.name AND branch = OLD.branch AND target = OLD.target;
+    DELETE FROM test_days
+     WHERE repo = OLD.repo AND day = substr(OLD.finished_at, 1, 10) AND scenario = OLD.scenario
+       AND name = OLD.name AND branch = OLD.branch AND target = OLD.target
+       AND runs <= 0 AND passed <= 0 AND failed <= 0;
     DELETE FROM test_series
      WHERE repo = OLD.repo AND scenario = OLD.scenario AND name = OLD.name
        AND branch = OLD.branch AND target = OLD.target

@@ -105,7 +105,7 @@ struct Acc {
 }
 
 /// The tests run in the window, one row each: counts from the window's
-/// runs (one pass over an index range per repository), flakiness,
+/// days (`test_days`), flakiness,
 /// median and last verdicts from the tests' series (a few rows each).
 pub fn list_tests(conn: &mut SqliteConnection, filter: &TestsFilter) -> StoreResult<TestsPage> {
     let limit = filter.limit.clamp(1, MAX_TESTS_PAGE) as usize;
@@ -217,21 +217,22 @@ fn sort(rows: &mut [(TestSummary, Option<i32>)], by: TestSort) {
     }
 }
 
-/// Runs, passes and failures per test of `repo` in the window: one range
-/// of the window index (covering, without a branch).
+/// Runs, passes and failures per test of `repo` in the window, from the
+/// per-day counts (`test_days`): a few rows per test and day, one range of
+/// its primary key. The window starts at the start of `since`'s day (UTC).
 fn window_counts(
     conn: &mut SqliteConnection,
     repo: &str,
     filter: &TestsFilter,
 ) -> StoreResult<Vec<Counts>> {
+    let day = filter.since.format("%Y-%m-%d").to_string();
     let mut query = diesel::sql_query(
-        "SELECT scenario, name, count(*) AS runs, \
-                sum(status = 'passed') AS passed, sum(status IN ('failed', 'error')) AS failed \
-           FROM test_cases WHERE repo = ? AND finished_at >= ? AND status != 'skipped'",
+        "SELECT scenario, name, sum(runs) AS runs, sum(passed) AS passed, sum(failed) AS failed \
+           FROM test_days WHERE repo = ? AND day >= ?",
     )
     .into_boxed()
     .bind::<diesel::sql_types::Text, _>(repo.to_owned())
-    .bind::<diesel::sql_types::Timestamp, _>(filter.since);
+    .bind::<diesel::sql_types::Text, _>(day);
     if let Some(branch) = &filter.branch {
         query = query
             .sql(" AND branch = ?")
