@@ -419,3 +419,5 @@ async fn a_missing_qemu_is_a_farm_error() {
 mod binary;
 #[path = "worker/checkout.rs"]
 mod checkout;
+#[path = "worker/retries.rs"]
+mod retries;
