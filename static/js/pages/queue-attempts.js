@@ -18,7 +18,7 @@ export function attemptsBlock(q, href) {
     h('ol.attempts-list', earlier.map((a) => h('li.attempt', { dataset: { attempt: String(a.attempt) } },
       h('span.attempt-n', `#${a.attempt}`), ' ', statusBadge(a.status), ' ',
       h('span.attempt-reason', a.reason || a.status),
-      h('span.muted', ` · ${a.worker || 'no worker'} on ${a.ran_on} · ${timeAgo(a.finished_at)}`,
-        a.started_at ? ` after ${elapsed(a.started_at, a.finished_at)}` : ''),
+      h('span.muted', ` · ${a.worker || 'no worker'} on ${a.ran_on} · ended `, timeAgo(a.finished_at),
+        a.started_at ? [' after ', elapsed(a.started_at, a.finished_at)] : null),
       ' ', h('a.attempt-log', { href: href(`attempts/${a.attempt}/build.log`) }, 'build log')))));
 }
