@@ -403,3 +403,184 @@ pub fn delivery_counts(conn: &mut SqliteConnection) -> StoreResult<Vec<(String, 
         .order((deliveries::kind, deliveries::state))
         .load(conn)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Status;
+    use crate::store;
+
+    fn db() -> (tempfile::TempDir, crate::db::DbPool) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let pool =
+            crate::db::open_migrated(&dir.path().join("t.db"), 2).unwrap_or_else(|e| panic!("{e}"));
+        (dir, pool)
+    }
+
+    fn queue(id: &str) -> (NewQueue, Vec<NewTask>) {
+        let q = NewQueue {
+            id: id.into(),
+            repo: "firmware".into(),
+            branch: "main".into(),
+            commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            target: "t".into(),
+            owner: crate::validate::SYSTEM_USER.into(),
+            priority: 0,
+            timeout_s: None,
+            created_at: now(),
+            no_cache: false,
+        };
+        let t = NewTask {
+            id: format!("{id}.1"),
+            scenario: "s.xml".into(),
+            ..NewTask::default()
+        };
+        (q, vec![t])
+    }
+
+    fn hook(id: &str) -> NewHook {
+        NewHook {
+            repo: "firmware".into(),
+            delivery_id: id.into(),
+            forge: "gitea".into(),
+            event: "push".into(),
+            branch: Some("main".into()),
+            commit_sha: None,
+            pusher: Some("ann".into()),
+            outcome: "started".into(),
+            reason: None,
+            received_at: now(),
+        }
+    }
+
+    fn status(state: &str, context: &str) -> NewDelivery {
+        NewDelivery {
+            kind: "status".into(),
+            event: state.into(),
+            forge: Some("gitea".into()),
+            context: Some(context.into()),
+            target_url: "http://127.0.0.1:9/statuses/x".into(),
+            payload: "{}".into(),
+            ..NewDelivery::default()
+        }
+    }
+
+    #[test]
+    fn a_hook_and_its_queues_are_one_transaction_and_its_id_is_unique() {
+        let (_dir, pool) = db();
+        let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
+        let (row, queues) = record_hook(&mut conn, &hook("d1"), &[queue("q1")], Some("ann"), &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(row.queue_ids(), ["q1"]);
+        assert_eq!(queues[0].triggered_by.as_deref(), Some("ann"));
+        // The same delivery id again: a conflict, and its queue is not stored.
+        let again = record_hook(&mut conn, &hook("d1"), &[queue("q2")], None, &[]);
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        assert!(
+            store::get_queue(&mut conn, "q2")
+                .unwrap_or_default()
+                .is_none()
+        );
+        // A taken queue id: nothing of the second hook is stored.
+        let taken = record_hook(
+            &mut conn,
+            &hook("d2"),
+            &[queue("q1")],
+            None,
+            &[status("error", "testarena")],
+        );
+        assert!(matches!(taken, Err(StoreError::Conflict(_))));
+        assert!(
+            find_hook(&mut conn, "firmware", "d2")
+                .unwrap_or_default()
+                .is_none()
+        );
+        assert_eq!(delivery_counts(&mut conn).unwrap_or_default(), []);
+    }
+
+    #[test]
+    fn status_changes_are_recorded_in_the_statement_that_makes_them() {
+        let (_dir, pool) = db();
+        let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
+        record_hook(&mut conn, &hook("d1"), &[queue("q1")], None, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            pending_events(&mut conn, 10).unwrap_or_default().is_empty(),
+            "a new queue is no change"
+        );
+        store::claim_next(&mut conn, "w1").unwrap_or_else(|e| panic!("{e}"));
+        store::finish_queue(&mut conn, "q1", Status::Passed, "").unwrap_or_else(|e| panic!("{e}"));
+        let events = pending_events(&mut conn, 10).unwrap_or_default();
+        let seen: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.subject.as_str(), e.status.as_str()))
+            .collect();
+        assert_eq!(seen, [("q1", "running"), ("q1", "passed")]);
+        // Expanding removes the event with its deliveries; a second time does nothing.
+        assert!(
+            expand_event(&mut conn, events[0].id, &[status("pending", "testarena")])
+                .unwrap_or_default()
+        );
+        assert!(
+            !expand_event(&mut conn, events[0].id, &[status("pending", "testarena")])
+                .unwrap_or(true)
+        );
+        assert_eq!(pending_events(&mut conn, 10).unwrap_or_default().len(), 1);
+        note_board_bad(&mut conn, "bench-1", "health check failed")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let last = pending_events(&mut conn, 10).unwrap_or_default().pop();
+        assert_eq!(
+            last.map(|e| (e.event, e.subject)),
+            Some(("board.bad".into(), "bench-1".into()))
+        );
+    }
+
+    #[test]
+    fn a_newer_status_supersedes_and_a_lease_is_taken_once() {
+        let (_dir, pool) = db();
+        let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
+        insert_deliveries(
+            &mut conn,
+            &[
+                status("pending", "testarena"),
+                status("pending", "testarena/s.xml"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let due = due_deliveries(&mut conn, now(), 10).unwrap_or_default();
+        assert_eq!(due.len(), 2);
+        let until = now() + chrono::Duration::seconds(60);
+        let leased = lease_delivery(&mut conn, due[0].id, until).unwrap_or_default();
+        assert!(leased.is_some());
+        assert!(
+            lease_delivery(&mut conn, due[0].id, until)
+                .unwrap_or_default()
+                .is_none(),
+            "taken once"
+        );
+        // The verdict comes while `pending` is in flight: it is superseded,
+        // and its answer, when it comes, keeps it so.
+        insert_deliveries(&mut conn, &[status("success", "testarena")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let answer = DeliveryAttempt {
+            state: "delivered",
+            code: Some(201),
+            answer: None,
+            error: None,
+            next_try_at: now(),
+        };
+        let row = record_attempt(&mut conn, due[0].id, &answer).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (row.state.as_str(), row.attempts, row.last_code),
+            ("superseded", 1, Some(201))
+        );
+        let counts = delivery_counts(&mut conn).unwrap_or_default();
+        assert_eq!(
+            counts,
+            [
+                ("status".to_owned(), "pending".to_owned(), 2),
+                ("status".to_owned(), "superseded".to_owned(), 1)
+            ]
+        );
+    }
+}
