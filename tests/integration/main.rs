@@ -7,8 +7,6 @@
 //! - `cli`: the real `testarena` binary against a farm.
 //! - `faults`: killed daemons, two workers, a full disk, contention,
 //!   hostile repositories, event storms, secrets.
-//! - `forge`: real pushes through a bare repository's post-receive hook,
-//!   commit statuses and notifications to the forge stand-in.
 //! - `history`: flaky, new failures, compare and reruns of what failed, with QEMU.
 //! - `forge`: real pushes through a bare repository's post-receive hook,
 //!   commit statuses and notifications to the forge stand-in.

@@ -5,7 +5,6 @@ import { h, icon, replace, timeAgo, elapsed, absTime, shortSha, bytes, tick } fr
 import { get, post, del, request, enc, logUrl, junitUrl, queueEvents, isFinal } from '../api.js';
 import { statusBadge, pageHeader, errorPanel, loading, confirmDialog, toast, setBusy, copyText } from '../ui.js';
 import { attemptsBlock } from './queue-attempts.js';
-import { deliveriesPanel, ownerLine } from './queue-deliveries.js';
 import { boardRow } from './queue-board.js';
 import { deliveriesPanel, ownerLine } from './queue-deliveries.js';
 import { historyPanel } from './queue-history.js';

@@ -7,7 +7,6 @@
 mod auth;
 mod boards;
 mod contract;
-mod hooks;
 mod history;
 mod hooks;
 mod malformed;
