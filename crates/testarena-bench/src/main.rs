@@ -9,6 +9,7 @@
 //! 8 the build cache (issue 16); 9 history over a million test cases (issue 16).
 #![expect(clippy::print_stdout, reason = "the table is the program's output")]
 
+mod boards;
 mod buildcache;
 mod checkout;
 mod farm;
@@ -48,7 +49,7 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Run only these scenarios (comma-separated: pickup, overhead, checkout,
-    /// sse, api, memory, throughput, list, cache, history).
+    /// sse, api, memory, throughput, list, cache, history, boards).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The worker's poll_interval_ms (the fallback when no change is seen).
@@ -109,6 +110,9 @@ struct Args {
     /// 8: cold builds and cached reruns of the lx106 fixture, each.
     #[arg(long, default_value_t = 5)]
     cache_runs: usize,
+    /// 10: queues on a simulated board for the claim → first serial byte median.
+    #[arg(long, default_value_t = 10)]
+    board_runs: usize,
     /// 9: queues of the seeded history (one task each).
     #[arg(long, default_value_t = 20_000)]
     history_queues: usize,
@@ -143,6 +147,7 @@ impl Args {
         self.sse_interval_ms = 20;
         self.log_mib = 2;
         self.cache_runs = 1;
+        self.board_runs = 1;
         self.history_queues = 40;
         self.history_tests = 5;
         self.history_seconds = 0.3;
@@ -280,6 +285,10 @@ fn run(args: &Args, bins: &Bins, dir: &std::path::Path, report: &mut Report) -> 
     )?;
     farm.stop();
 
+    if args.wants("boards") {
+        eprintln!("==> 10 boards: claim to first serial byte, flood at 115200 and 921600 baud (board simulator)");
+        boards::boards(bins, &dir.join("boards"), report, args.board_runs)?;
+    }
     if args.wants("cache") {
         eprintln!("==> 8 build cache: claim to first test, cached vs cold (lx106 fixture)");
         buildcache::build_cache(bins, &dir.join("cache"), report, args.cache_runs)?;
