@@ -77,9 +77,10 @@ fn the_app_restarted_while_a_queue_ends_and_between_tries_still_delivers() {
         "nobody sent anything yet"
     );
     // Back up: the changes recorded meanwhile are sent; the first try of
-    // the verdict fails, and the app is stopped before its second.
+    // the verdict fails with "come back in 4 s", and the app is stopped
+    // before its second.
     f.standin
-        .answer_next(Some("success"), Some("testarena"), 1, Answer::Status(503));
+        .answer_next(Some("success"), Some("testarena"), 1, Answer::Later(503, 4));
     f.farm.start_app();
     let failed_once = f.wait_delivery(&id, "success", Some("testarena"), |d| d["attempts"] == 1);
     assert_eq!(

@@ -30,6 +30,8 @@ use crate::error::{Error, Result};
 pub enum Answer {
     /// Answer this HTTP status (with a small JSON error body).
     Status(u16),
+    /// Answer this status with `Retry-After: <seconds>`.
+    Later(u16, u64),
     /// Wait this long, then answer 504 (a forge that hangs; a client that
     /// gave up meanwhile must not count on it having taken the request).
     Hang(Duration),
@@ -300,7 +302,7 @@ fn handle(inner: &Mutex<Inner>, mut request: tiny_http::Request) {
     }
     let (code, answer) = match (ruled, method.as_str(), route(&path)) {
         (Some(Answer::Hang(_)), _, _) => (504, json!({"message": "the stand-in hung"})),
-        (Some(Answer::Status(code)), _, _) => {
+        (Some(Answer::Status(code) | Answer::Later(code, _)), _, _) => {
             (code, json!({"message": "the stand-in was told to fail"}))
         }
         (_, "POST", _) if path.starts_with("/notify/") => (200, json!({"ok": true})),
@@ -347,6 +349,12 @@ fn handle(inner: &Mutex<Inner>, mut request: tiny_http::Request) {
         tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]);
     let mut response = tiny_http::Response::from_string(answer.to_string()).with_status_code(code);
     if let Ok(h) = content_type {
+        response = response.with_header(h);
+    }
+    if let Some(Answer::Later(_, secs)) = ruled
+        && let Ok(h) =
+            tiny_http::Header::from_bytes(&b"Retry-After"[..], secs.to_string().as_bytes())
+    {
         response = response.with_header(h);
     }
     let _ = request.respond(response);
