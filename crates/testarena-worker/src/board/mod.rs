@@ -28,6 +28,10 @@ use serial::{Console, SerialEvent};
 
 /// The longest a `reset` or power command may take.
 const COMMAND_TIMEOUT_S: u64 = 30;
+/// How long a board's console must stay quiet after the verdict before its
+/// log is closed, and the most that is waited for that.
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+const DRAIN_MAX: Duration = Duration::from_secs(2);
 /// The timeline and log name of the board commands' output.
 pub const FLASH_LOG: &str = "flash.log";
 
@@ -258,7 +262,7 @@ pub async fn read_console<S: Sink + Send>(
                     last_output = Instant::now();
                     at_line_start = bytes.last() == Some(&b'\n');
                     if sink.piece(&bytes).await? {
-                        return Ok(Ok(Ended::Done));
+                        return drain(console, sink).await.map(|()| Ok(Ended::Done));
                     }
                 }
                 Some(SerialEvent::Reconnected(after)) => {
@@ -270,7 +274,7 @@ pub async fn read_console<S: Sink + Send>(
                     );
                     at_line_start = true;
                     if sink.piece(line.as_bytes()).await? {
-                        return Ok(Ok(Ended::Done));
+                        return drain(console, sink).await.map(|()| Ok(Ended::Done));
                     }
                 }
                 Some(SerialEvent::Gone(what)) => return Ok(Err(what)),
@@ -285,6 +289,26 @@ pub async fn read_console<S: Sink + Send>(
             }
         }
     }
+}
+
+/// After the verdict, what the board still says goes to the log too (the
+/// rest of the Unity summary, `Returned from app_main()`), as QEMU's output
+/// is drained when it is stopped: until it has been quiet for
+/// [`DRAIN_QUIET`], at most [`DRAIN_MAX`].
+async fn drain<S: Sink + Send>(console: &mut Console, sink: &mut S) -> Result<()> {
+    let until = Instant::now() + DRAIN_MAX;
+    while let Ok(Some(SerialEvent::Bytes(bytes))) = tokio::time::timeout(
+        DRAIN_QUIET.min(until.saturating_duration_since(Instant::now())),
+        console.events.recv(),
+    )
+    .await
+    {
+        sink.piece(&bytes).await?;
+        if Instant::now() >= until {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Whether a stop is one (kept for the compiler's exhaustiveness checks).
