@@ -143,6 +143,9 @@ slots = 1
 poll_interval_ms = 100
 abort_grace_s = 1
 heartbeat_s = 1
+# Every queue builds (the suites watch "build passed"); retry_errors keeps
+# its default of 1 (attempts.test.js relies on it).
+build_cache_mib = 0
 
 [[repos]]
 name = "firmware"
