@@ -676,11 +676,14 @@ pub fn waiting_for(
     Ok(Some(format!("{what}: {}", parts.join(", "))))
 }
 
+/// Boards by shown status (every status), total flashes, total faults.
+pub type BoardMetrics = (Vec<(BoardStatus, i64)>, i64, i64);
+
 /// Boards by shown status, total flashes and total faults, for metrics.
 pub fn board_metrics(
     conn: &mut SqliteConnection,
     live_after: NaiveDateTime,
-) -> StoreResult<(Vec<(BoardStatus, i64)>, i64, i64)> {
+) -> StoreResult<BoardMetrics> {
     let boards = list_boards(conn, live_after)?;
     let mut by = Vec::new();
     for s in BoardStatus::ALL {

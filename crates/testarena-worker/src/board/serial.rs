@@ -7,7 +7,7 @@
 //! read before are all delivered first, so nothing is lost.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -127,10 +127,9 @@ pub fn open_console(path: &Path, baud: u32, reenumerate: Duration) -> Result<Con
     })
 }
 
-#[expect(clippy::too_many_arguments, reason = "the reader thread's whole state")]
 fn pump(
     mut fd: OwnedFd,
-    path: &PathBuf,
+    path: &Path,
     baud: u32,
     reenumerate: Duration,
     events: &mpsc::UnboundedSender<SerialEvent>,
