@@ -256,3 +256,29 @@ fn boards_are_listed_changed_by_admins_and_health_checked() {
     assert!(m.contains("testarena_boards{status=\"idle\"} 1"), "{m}");
     assert!(m.contains("testarena_board_faults_total 0"), "{m}");
 }
+
+#[test]
+fn a_board_another_live_worker_holds_is_refused_naming_both() {
+    let s = Server::start();
+    register(&s, "shared", &[], false);
+    let mut c = s.conn();
+    store::register_worker(&mut c, "w2", 1, "0.1.0", 2).unwrap();
+    let reg = BoardRegistration {
+        id: "shared".into(),
+        target: "lx106".into(),
+        tags: Vec::new(),
+        serial: "/dev/ttyUSB9".into(),
+        baud: 115_200,
+        present: true,
+        health: None,
+    };
+    let live = store::now() - chrono::Duration::seconds(60);
+    let err = store::boards::register_boards(&mut c, "w2", std::slice::from_ref(&reg), live)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"w1\"") && err.contains("\"w2\""), "{err}");
+    // Once w1 is silent past lost_after_s, w2 may take the board over.
+    let later = store::now() + chrono::Duration::seconds(1);
+    let rows = store::boards::register_boards(&mut c, "w2", &[reg], later).unwrap();
+    assert_eq!(rows[0].worker_id, "w2");
+}
