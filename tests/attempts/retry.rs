@@ -149,3 +149,40 @@ fn a_test_failure_is_never_retried() {
         "{timeline}"
     );
 }
+
+#[test]
+fn the_cli_s_wait_follows_the_queue_through_its_attempts() {
+    let mut farm = Farm::start(Setup {
+        retry_errors: 1,
+        default_target: "hang-once".into(),
+        ..setup(HANG_ONCE)
+    });
+    let cli = crate::cli::run::Cli::new(&farm.dir, &farm.base, Some(&farm.token));
+    let mut waiting = cli.spawn(&[
+        "submit",
+        "main",
+        "-s",
+        "scenarios/smoke.xml",
+        "--id",
+        "att-cli",
+        "--wait",
+    ]);
+    let build_log = farm.home.join("queues/att-cli/build.log");
+    wait_for(Duration::from_secs(60), "attempt 1's build to hang", || {
+        std::fs::read_to_string(&build_log)
+            .ok()
+            .filter(|l| l.contains("attempt one hangs"))
+    });
+    farm.stop_worker(0, Signal::SIGKILL);
+    farm.start_worker(0);
+    let out = waiting.finish(DEADLINE);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let retried = out
+        .stdout
+        .find("queue att-cli attempt 2: retrying after: worker lost (attempt 2 of 2)")
+        .unwrap_or_else(|| panic!("no attempt line: {out:?}"));
+    // The second attempt's verdicts come after the retry line.
+    let boot = out.stdout.rfind("boot").unwrap_or(0);
+    assert!(boot > retried, "{out:?}");
+    assert!(out.stdout.contains("passed"), "{out:?}");
+}
