@@ -246,9 +246,9 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
             .map(|(task, path)| NewTask {
                 id: task.clone(),
                 scenario: path.clone(),
+                only: None,
             })
             .collect(),
-                only: None,
     };
     let field = if req.tasks.is_some() {
         "tasks"
@@ -267,9 +267,9 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
     for (i, task) in tasks.iter().enumerate() {
         validate::id(&format!("{field}[{i}].id"), &task.id)?;
         validate::scenario_path(&format!("{field}[{i}]"), &task.scenario)?;
+        crate::subsets::check_only_fields(&format!("{field}[{i}].only"), task.only.as_deref())?;
     }
     let priority = req.priority.unwrap_or(0);
-        crate::subsets::check_only_fields(&format!("{field}[{i}].only"), task.only.as_deref())?;
     if !PRIORITY_RANGE.contains(&priority) {
         return Err(ApiError::validation(
             "priority",
@@ -300,6 +300,7 @@ pub fn check_fields(config: &Config, req: &CreateQueue, owner: &str) -> Result<C
             priority,
             timeout_s: req.timeout_s,
             created_at: store::now(),
+            no_cache: req.no_cache,
         },
         tasks,
     })
@@ -358,12 +359,12 @@ pub fn check_repository(
                 }
                 other => ApiError::Unavailable(other.to_string()),
             })?;
-        scenario::parse(&task.scenario, &bytes)
+        let parsed = scenario::parse(&task.scenario, &bytes)
             .map_err(|e| ApiError::validation(field(i), e.to_string()))?;
+        crate::subsets::check_only_names(&field(i), task, &parsed)?;
     }
     checked.queue.commit_sha = Some(commit);
     Ok(())
-        crate::subsets::check_only_names(&field(i), task, &parsed)?;
 }
 
 #[cfg(test)]
@@ -382,17 +383,18 @@ mod tests {
                 priority: 0,
                 timeout_s: None,
                 created_at: store::now(),
+                no_cache: false,
             },
             tasks: tasks
                 .iter()
                 .map(|t| NewTask {
                     id: (*t).to_owned(),
                     scenario: "s.xml".into(),
+                    only: None,
                 })
                 .collect(),
         }
     }
-                    only: None,
 
     #[test]
     fn a_renamed_submission_takes_its_generated_task_ids_along() {
