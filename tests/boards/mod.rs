@@ -372,3 +372,33 @@ fn re_enumeration_keeps_the_test_going_with_nothing_lost() {
     assert!(after.contains("ets Jan  8 2013,rst cause:1"), "{log}");
     assert!(after.contains("5 Tests 0 Failures 1 Ignored"), "{log}");
 }
+
+#[test]
+fn a_board_that_dies_mid_test_is_a_board_fault_not_a_failure() {
+    let sim = Sim::start("d1", "dies");
+    let farm = Farm::start(setup(board_toml("d1", &sim, &[], false)));
+    wait_board(&farm, "d1", "d1 idle", |b| b["status"] == "idle");
+    // The hang branch stays in its tests (quiet-timeout 5 s) while the
+    // board dies 0.5 s after its reset.
+    let id = farm.submit_with("hang", &["scenarios/unit.xml"], json!({"board": "d1"}));
+    let q = farm.wait_final(&id, DEADLINE);
+    // Gone past reenumerate_s (3 s): `error` with the board's name, the
+    // running task with it; no other board, so no retry.
+    assert_eq!(q["status"], "error", "{q:#}");
+    let reason = q["status_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("board d1: serial device ")
+            && reason.ends_with("gone for more than 3 s"),
+        "{reason}"
+    );
+    assert_eq!(q["tasks"][0]["status"], "error");
+    assert_eq!(q["tasks"][0]["status_reason"], reason);
+    assert_eq!(q["attempts"].as_array().map(Vec::len), Some(0), "{q:#}");
+    let b = wait_board(&farm, "d1", "d1 released", |b| b["queue"].is_null());
+    assert_eq!(
+        (b["faults"].as_i64(), b["health"].as_str()),
+        (Some(1), Some("unknown")),
+        "{b:#}"
+    );
+    farm.assert_no_leftovers();
+}
