@@ -4,6 +4,8 @@
 //!
 //! - `attempts`: retries of farm failures, the build cache, JUnit imports.
 //! - `e2e`: the pipeline over HTTP with the lx106 firmware and real QEMU.
+//! - `boards`: queues on simulated boards (tests/fixtures/board-sim, a
+//!   stand-in for a USB board: a real pty bridged to real QEMU).
 //! - `cli`: the real `testarena` binary against a farm.
 //! - `faults`: killed daemons, two workers, a full disk, contention,
 //!   hostile repositories, event storms, secrets.
