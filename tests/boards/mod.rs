@@ -70,6 +70,37 @@ fn wait_board(farm: &Farm, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> 
     })
 }
 
+/// Commits `file` on a new branch of the farm's fixture repository.
+fn add_branch(farm: &Farm, branch: &str, file: &str, text: &str) {
+    let repo = &farm.repo.path;
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args([
+                "-c",
+                "user.name=Boards Test",
+                "-c",
+                "user.email=boards@testarena.invalid",
+            ])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["checkout", "-q", "-b", branch, "main"]);
+    std::fs::write(repo.join(file), text).unwrap();
+    git(&["add", file]);
+    git(&["commit", "-q", "-m", "a scenario for the boards suite"]);
+    git(&["checkout", "-q", "main"]);
+}
+
 fn on_board(farm: &Farm, board: &str) -> String {
     farm.submit_with("main", &["scenarios/unit.xml"], json!({"board": board}))
 }
@@ -102,6 +133,25 @@ fn a_queue_passes_on_a_simulated_board_with_the_first_boot_line() {
     );
     assert_eq!(b["flashes"], 1);
     assert_eq!(b["queues"][0]["id"], id.as_str());
+    // `<run>` tests get the board and its serial device.
+    add_branch(
+        &farm,
+        "board-env",
+        "scenarios/board-env.xml",
+        "<scenario name=\"board-env\">\n  <test name=\"boot\" timeout=\"30\" quiet-timeout=\"5\">\n    <boot/>\n    \
+         <expect>Press ENTER to see the list of tests.</expect>\n  </test>\n  <test name=\"env\" timeout=\"10\">\n    \
+         <run>echo \"board=$TESTARENA_BOARD serial=$TESTARENA_SERIAL\"</run>\n  </test>\n</scenario>\n",
+    );
+    let env_q = farm.submit_with(
+        "board-env",
+        &["scenarios/board-env.xml"],
+        json!({"board": "b1"}),
+    );
+    let q = farm.wait_final(&env_q, DEADLINE);
+    assert_eq!(q["status"], "passed", "{q:#}");
+    let task = q["tasks"][0]["id"].as_str().unwrap();
+    let env = farm.test_log(&env_q, task, "env");
+    assert_eq!(env.trim(), format!("board=b1 serial={}", sim.link()));
     // A QEMU queue still runs in QEMU.
     let qemu = farm.submit("main", &["scenarios/unit.xml"]);
     let q = farm.wait_final(&qemu, DEADLINE);
