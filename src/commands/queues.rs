@@ -18,7 +18,12 @@ pub fn submit(ctx: &mut Ctx, args: Submit) -> Result<Exit> {
     let body = CreateQueue {
         branch: args.branch,
         commit: args.commit,
-        scenarios: Some(args.scenarios.into_iter().map(ScenarioEntry::Path).collect()),
+        scenarios: Some(
+            args.scenarios
+                .into_iter()
+                .map(ScenarioEntry::Path)
+                .collect(),
+        ),
         repo: args.repo,
         target: args.target,
         id: args.id,

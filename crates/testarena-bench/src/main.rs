@@ -300,9 +300,17 @@ fn run(args: &Args, bins: &Bins, dir: &std::path::Path, report: &mut Report) -> 
         std::fs::create_dir_all(&history_dir)?;
         let mut farm = Farm::prepare(bins, &history_dir, &options)?;
         let t = Instant::now();
-        let rows = history::seed(&farm, args.history_queues, args.history_tests, args.history_days)
-            .context("seeding the history")?;
-        eprintln!("  seeded {rows} test cases in {:.1} s", t.elapsed().as_secs_f64());
+        let rows = history::seed(
+            &farm,
+            args.history_queues,
+            args.history_tests,
+            args.history_days,
+        )
+        .context("seeding the history")?;
+        eprintln!(
+            "  seeded {rows} test cases in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         farm.start_app()?;
         let duration = Duration::from_secs_f64(args.history_seconds);
         history::history(&farm, report, rows, args.history_queues, duration)?;
