@@ -153,3 +153,76 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Config, ConfigError};
+
+    const BASE: &str = "home = \"/h\"\n[[repos]]\nname = \"firmware\"\nurl = \"/r\"\n";
+    const BOARD: &str = "[[boards]]\nid = \"devkit-01\"\ntarget = \"esp32\"\n\
+        serial = \"/dev/serial/by-id/usb-x\"\nflash = [\"esptool.py\", \"-p\", \"{serial}\", \"-b\", \"{baud}\", \"{build_dir}/x.bin\"]\n";
+
+    fn load(extra: &str) -> Result<Config, ConfigError> {
+        let mut c = Config::parse(&format!("{BASE}{extra}"), Path::new("t.toml"))?;
+        c.finish()?;
+        Ok(c)
+    }
+
+    fn key_of(extra: &str) -> String {
+        match load(extra) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            Err(ConfigError::Parse { message, .. }) => message,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_board_parses_with_its_defaults_and_placeholders() {
+        let c = load(BOARD).unwrap();
+        let b = &c.boards[0];
+        assert_eq!(
+            (b.baud, b.flash_timeout_s, b.reenumerate_s),
+            (115_200, 120, 5)
+        );
+        assert_eq!(
+            b.expand(&b.flash),
+            [
+                "esptool.py",
+                "-p",
+                "/dev/serial/by-id/usb-x",
+                "-b",
+                "115200",
+                "{build_dir}/x.bin"
+            ]
+        );
+        assert_eq!(b.expand(&["{board}".to_owned()]), ["devkit-01"]);
+    }
+
+    #[test]
+    fn bad_boards_are_refused_naming_the_key() {
+        assert!(key_of(&format!("{BOARD}bogus = 1\n")).contains("bogus"));
+        assert_eq!(key_of(&BOARD.replace("esp32", "nope")), "boards[0].target");
+        assert_eq!(key_of(&format!("{BOARD}{BOARD}")), "boards[1].id");
+        assert_eq!(key_of(&BOARD.replace("devkit-01", "any")), "boards[0].id");
+        assert_eq!(
+            key_of(&BOARD.replace("/dev/serial/by-id/usb-x", "ttyUSB0")),
+            "boards[0].serial"
+        );
+        assert_eq!(key_of(&format!("{BOARD}reset = []\n")), "boards[0].reset");
+        assert_eq!(
+            key_of(&format!("{BOARD}tags = [\"a,b\"]\n")),
+            "boards[0].tags"
+        );
+        assert_eq!(key_of(&format!("{BOARD}baud = 0\n")), "boards[0].baud");
+        let health = "health = { repo = \"other\", branch = \"main\", scenario = \"h.xml\" }\n";
+        assert_eq!(key_of(&format!("{BOARD}{health}")), "boards[0].health.repo");
+        let health =
+            "health = { repo = \"firmware\", branch = \"main\", scenario = \"../h.xml\" }\n";
+        assert_eq!(
+            key_of(&format!("{BOARD}{health}")),
+            "boards[0].health.scenario"
+        );
+    }
+}
