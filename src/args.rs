@@ -70,6 +70,36 @@ pub enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// The tests run in the last 30 days: flaky, failing, slow ones.
+    Tests {
+        /// Only this repository's tests.
+        #[arg(long)]
+        repo: Option<String>,
+        /// Count only runs on this branch.
+        #[arg(long)]
+        branch: Option<String>,
+        /// flaky, failures, slowest or name.
+        #[arg(long, default_value = "flaky")]
+        sort: String,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: u32,
+    },
+    /// One test's runs, newest first.
+    History {
+        /// The test case's name (`unit`, `unit/test_fib_20`).
+        name: String,
+        /// The scenario's path.
+        #[arg(long, short)]
+        scenario: String,
+        /// The repository (its name in the farm's config).
+        #[arg(long)]
+        repo: String,
+        /// Only runs on this branch.
+        #[arg(long)]
+        branch: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: u32,
+    },
     /// Download a queue's results as JUnit XML.
     Junit {
         id: String,

@@ -4,6 +4,7 @@
 mod account;
 mod boards;
 mod follow;
+mod history;
 mod logs;
 mod queues;
 mod view;
@@ -114,6 +115,19 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Logs(args) => logs::logs(&mut ctx, &args),
         Command::Abort { ids } => queues::abort(&mut ctx, &ids),
         Command::Delete { ids } => queues::delete(&mut ctx, &ids),
+        Command::Tests {
+            repo,
+            branch,
+            sort,
+            limit,
+        } => history::tests(&mut ctx, repo.as_deref(), branch.as_deref(), &sort, limit),
+        Command::History {
+            name,
+            scenario,
+            repo,
+            branch,
+            limit,
+        } => history::history(&mut ctx, &repo, &scenario, &name, branch.as_deref(), limit),
         Command::Rerun {
             id,
             failed_only,
