@@ -142,7 +142,6 @@ pub struct TestResult {
     pub new_failure: bool,
     /// The median of its last 20 passing runs before this one; `null`: none.
     #[serde(default)]
-    #[schema(required)]
     pub baseline_ms: Option<i64>,
 }
 

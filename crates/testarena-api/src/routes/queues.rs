@@ -295,6 +295,7 @@ pub async fn rerun(
     state: Data,
     user: AuthUser,
     id: web::Path<String>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     // Parsed after the credentials (the extractor above), like every body.
     let Some(opts) = crate::history::rerun_options(&body)? else {
