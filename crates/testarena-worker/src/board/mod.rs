@@ -193,7 +193,10 @@ impl BoardRun {
                 self.command("reset", reset, p, watch, home, COMMAND_TIMEOUT_S)
                     .await?
             }
-            None => serial::pulse_reset(Path::new(&self.config.serial), baud),
+            None => {
+                let path = self.config.serial.clone();
+                crate::db::blocking(move || Ok(serial::pulse_reset(Path::new(&path), baud))).await?
+            }
         };
         match reset {
             Ok(()) => Ok(console),

@@ -16,6 +16,7 @@ use nix::fcntl::{OFlag, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::Mode;
 use nix::sys::termios::{self, BaudRate, ControlFlags, SetArg};
+use serialport::SerialPort;
 use tokio::sync::mpsc;
 
 /// How often the reader looks for output to write and a stop request.
@@ -224,16 +225,68 @@ fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), nix::errno::Errno> {
     Ok(())
 }
 
-/// esptool's classic reset through the modem lines (DTR → IO0, RTS →
-/// EN): a pty has none, so on one this fails with a clear error.
+/// How long EN is held low by the DTR/RTS reset (esptool's `hard_reset`).
+const RESET_PULSE: Duration = Duration::from_millis(100);
+
+/// esptool's classic hard reset through the modem lines (DTR drives IO0,
+/// RTS drives EN): IO0 high and EN low for 100 ms, then EN released, so the
+/// chip boots its firmware. Blocking (it sleeps for the pulse). A device
+/// without modem lines (a pty, such as the board simulator's) fails with a
+/// clear error.
 pub fn pulse_reset(path: &Path, baud: u32) -> Result<(), String> {
-    let fd = open_raw(path, baud)?;
-    // TIOCMSET needs an ioctl nix only offers unsafely; the lines cannot
-    // be driven without `unsafe`, which this crate denies. A pty (the
-    // simulator) has no modem lines either: say so.
-    let _ = fd;
-    Err(format!(
-        "{} has no DTR/RTS reset here: configure `reset` for this board",
-        path.display()
-    ))
+    let name = path.display();
+    let mut port = serialport::new(path.to_string_lossy(), baud)
+        .timeout(Duration::from_secs(1))
+        .open_native()
+        .map_err(|e| format!("cannot open {name} for the DTR/RTS reset: {e}"))?;
+    // serialport opens ttys exclusively; the console holds the device open
+    // too and must be able to reopen it after a re-enumeration.
+    port.set_exclusive(false)
+        .map_err(|e| format!("cannot share {name}: {e}"))?;
+    let no_lines = |e: serialport::Error| {
+        format!("{name} has no DTR/RTS modem lines ({e}); configure `reset` for this board")
+    };
+    port.write_data_terminal_ready(false).map_err(no_lines)?;
+    port.write_request_to_send(true).map_err(no_lines)?;
+    std::thread::sleep(RESET_PULSE);
+    port.write_request_to_send(false).map_err(no_lines)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real pty: the simulator's kind of device, with no modem lines.
+    fn pty() -> (nix::pty::OpenptyResult, std::path::PathBuf) {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let name = nix::unistd::ttyname(&pty.slave).expect("ttyname");
+        (pty, name)
+    }
+
+    #[test]
+    fn a_reset_without_modem_lines_names_the_device_and_the_fix() {
+        let (_pty, name) = pty();
+        let err = pulse_reset(&name, 115_200).expect_err("a pty has no DTR/RTS");
+        assert!(err.contains(&name.display().to_string()), "{err}");
+        assert!(err.contains("configure `reset`"), "{err}");
+    }
+
+    #[test]
+    fn the_reset_handle_leaves_the_device_open_to_the_console() {
+        let (_pty, name) = pty();
+        let _ = pulse_reset(&name, 115_200);
+        // Not left exclusive: the console can still open (and reopen) it.
+        open_raw(&name, 115_200).expect("the device opens after the reset try");
+    }
+
+    #[test]
+    fn a_missing_device_is_a_clear_error() {
+        let err = pulse_reset(Path::new("/dev/serial/by-id/none-such"), 115_200)
+            .expect_err("no such device");
+        assert!(
+            err.contains("cannot open /dev/serial/by-id/none-such"),
+            "{err}"
+        );
+    }
 }
