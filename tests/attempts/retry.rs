@@ -158,7 +158,7 @@ fn the_cli_s_wait_follows_the_queue_through_its_attempts() {
         ..setup(HANG_ONCE)
     });
     let cli = crate::cli::run::Cli::new(&farm.dir, &farm.base, Some(&farm.token));
-    let mut waiting = cli.spawn(&[
+    let waiting = cli.spawn(&[
         "submit",
         "main",
         "-s",

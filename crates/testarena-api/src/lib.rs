@@ -20,8 +20,8 @@ pub mod routes;
 pub mod schemas;
 pub mod serve;
 pub mod state;
-pub mod subsets;
 pub mod submit;
+pub mod subsets;
 
 use std::time::Instant;
 

@@ -286,7 +286,9 @@ fn run(args: &Args, bins: &Bins, dir: &std::path::Path, report: &mut Report) -> 
     farm.stop();
 
     if args.wants("boards") {
-        eprintln!("==> 10 boards: claim to first serial byte, flood at 115200 and 921600 baud (board simulator)");
+        eprintln!(
+            "==> 10 boards: claim to first serial byte, flood at 115200 and 921600 baud (board simulator)"
+        );
         boards::boards(bins, &dir.join("boards"), report, args.board_runs)?;
     }
     if args.wants("cache") {

@@ -223,7 +223,8 @@ impl TaskRow {
 
     /// Whether this task runs the scenario's `<test name=...>`.
     pub fn runs(&self, test: &str) -> bool {
-        self.only().is_none_or(|names| names.iter().any(|n| n == test))
+        self.only()
+            .is_none_or(|names| names.iter().any(|n| n == test))
     }
 }
 

@@ -16,8 +16,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-pub use crate::boards::{Board, BoardDetail, BoardHealth, BoardQueue, BoardStatus, UpdateBoard};
 pub use crate::attempts::Attempt;
+pub use crate::boards::{Board, BoardDetail, BoardHealth, BoardQueue, BoardStatus, UpdateBoard};
 pub use crate::forge::{Delivery, HookReceipt, HookRecord};
 pub use crate::history::{
     Comparison, LastFailure, MAX_RERUN_COUNT, Rerun, RerunRequest, ScenarioEntry, ScenarioSubset,

@@ -671,9 +671,21 @@ fn real_answers_of_every_operation_match_the_document() {
     // History: compare, the tests list, a test's runs.
     w.go(200, "GET", "/api/v1/queues/q-a/compare", ann, None);
     w.go(404, "GET", "/api/v1/queues/nope/compare", ann, None);
-    w.go(422, "GET", "/api/v1/queues/q-a/compare?with=nope", ann, None);
+    w.go(
+        422,
+        "GET",
+        "/api/v1/queues/q-a/compare?with=nope",
+        ann,
+        None,
+    );
     w.go(400, "GET", "/api/v1/queues/q-a/compare?bogus=1", ann, None);
-    w.go(200, "GET", "/api/v1/tests?repo=firmware&sort=slowest", ann, None);
+    w.go(
+        200,
+        "GET",
+        "/api/v1/tests?repo=firmware&sort=slowest",
+        ann,
+        None,
+    );
     w.go(422, "GET", "/api/v1/tests?sort=bogus", ann, None);
     w.go(400, "GET", "/api/v1/tests?bogus=1", ann, None);
     let runs = "/api/v1/tests/history?repo=firmware&scenario=scenarios/ok.xml&name=t1";
@@ -710,9 +722,27 @@ fn real_answers_of_every_operation_match_the_document() {
 
     // Rerun, delete.
     w.go(201, "POST", "/api/v1/queues/q-a/rerun", root, None);
-    w.go(201, "POST", "/api/v1/queues/q-a/rerun", root, Some(json!({"count": 2})));
-    w.go(422, "POST", "/api/v1/queues/q-a/rerun", root, Some(json!({"count": 0})));
-    w.go(400, "POST", "/api/v1/queues/q-a/rerun", root, Some(json!({"bogus": 1})));
+    w.go(
+        201,
+        "POST",
+        "/api/v1/queues/q-a/rerun",
+        root,
+        Some(json!({"count": 2})),
+    );
+    w.go(
+        422,
+        "POST",
+        "/api/v1/queues/q-a/rerun",
+        root,
+        Some(json!({"count": 0})),
+    );
+    w.go(
+        400,
+        "POST",
+        "/api/v1/queues/q-a/rerun",
+        root,
+        Some(json!({"bogus": 1})),
+    );
     w.go(403, "DELETE", "/api/v1/queues/q-a", bob, None);
     w.go(204, "DELETE", "/api/v1/queues/q-a", ann, None);
     w.go(404, "GET", "/api/v1/queues/q-a", ann, None);
@@ -743,8 +773,14 @@ fn real_answers_of_every_operation_match_the_document() {
     // Forges (DESIGN section 12): a push of a commit without
     // .testarena.toml, an event that is not handled, refusals; the hooks
     // received and a queue's deliveries.
-    let tip = store::queue_detail(&mut s.conn(), "q-d").unwrap().unwrap().queue.commit_sha.unwrap();
-    let push = json!({"ref": "refs/heads/main", "after": tip, "pusher": {"login": "ann"}}).to_string();
+    let tip = store::queue_detail(&mut s.conn(), "q-d")
+        .unwrap()
+        .unwrap()
+        .queue
+        .commit_sha
+        .unwrap();
+    let push =
+        json!({"ref": "refs/heads/main", "after": tip, "pusher": {"login": "ann"}}).to_string();
     let hook = |status: u16, event: &str, body: &str| {
         let r = crate::hooks::gitea_hook(&s, event, "d-1", body);
         assert_eq!(r.status, status, "{event}: {}", r.body);
@@ -752,16 +788,35 @@ fn real_answers_of_every_operation_match_the_document() {
     };
     hook(200, "push", &push);
     hook(400, "push", "{");
-    let r = send(&s, "POST", "/api/v1/hooks/firmware", none, Some(&push), Some("application/json"));
+    let r = send(
+        &s,
+        "POST",
+        "/api/v1/hooks/firmware",
+        none,
+        Some(&push),
+        Some("application/json"),
+    );
     assert_eq!(r.status, 401, "{}", r.body);
     w.c.check("POST", "/api/v1/hooks/firmware", &r);
     let r = crate::hooks::gitea_hook(&s, "issues", "d-2", "{}");
     assert_eq!(r.status, 202, "{}", r.body);
     w.c.check("POST", "/api/v1/hooks/firmware", &r);
-    let hooks = w.go(200, "GET", "/api/v1/hooks/firmware/deliveries?limit=5", ann, None);
+    let hooks = w.go(
+        200,
+        "GET",
+        "/api/v1/hooks/firmware/deliveries?limit=5",
+        ann,
+        None,
+    );
     assert_eq!(hooks.json().as_array().map(Vec::len), Some(2));
     w.go(404, "GET", "/api/v1/hooks/nope/deliveries", ann, None);
-    w.go(422, "GET", "/api/v1/hooks/firmware/deliveries?limit=0", ann, None);
+    w.go(
+        422,
+        "GET",
+        "/api/v1/hooks/firmware/deliveries?limit=0",
+        ann,
+        None,
+    );
     w.go(200, "GET", "/api/v1/queues/q-d/deliveries", ann, None);
     w.go(404, "GET", "/api/v1/queues/nope/deliveries", ann, None);
 
@@ -776,7 +831,12 @@ fn real_answers_of_every_operation_match_the_document() {
             serial: "/dev/serial/by-id/usb-b1".into(),
             baud: 115_200,
             present: true,
-            health: Some(("firmware".into(), "main".into(), "scenarios/ok.xml".into(), 24)),
+            health: Some((
+                "firmware".into(),
+                "main".into(),
+                "scenarios/ok.xml".into(),
+                24,
+            )),
         };
         let live = store::now() - chrono::Duration::seconds(60);
         store::boards::register_boards(&mut conn, "w1", &[reg], live).unwrap();
@@ -784,15 +844,40 @@ fn real_answers_of_every_operation_match_the_document() {
     w.go(200, "GET", "/api/v1/boards", ann, None);
     w.go(200, "GET", "/api/v1/boards/b1", ann, None);
     w.go(404, "GET", "/api/v1/boards/nope", ann, None);
-    w.go(200, "PATCH", "/api/v1/boards/b1", root, Some(json!({"note": "on the shelf"})));
-    w.go(403, "PATCH", "/api/v1/boards/b1", ann, Some(json!({"maintenance": true})));
-    w.go(400, "PATCH", "/api/v1/boards/b1", root, Some(json!({"bogus": 1})));
-    w.go(422, "PATCH", "/api/v1/boards/b1", root, Some(json!({"note": "x".repeat(1001)})));
+    w.go(
+        200,
+        "PATCH",
+        "/api/v1/boards/b1",
+        root,
+        Some(json!({"note": "on the shelf"})),
+    );
+    w.go(
+        403,
+        "PATCH",
+        "/api/v1/boards/b1",
+        ann,
+        Some(json!({"maintenance": true})),
+    );
+    w.go(
+        400,
+        "PATCH",
+        "/api/v1/boards/b1",
+        root,
+        Some(json!({"bogus": 1})),
+    );
+    w.go(
+        422,
+        "PATCH",
+        "/api/v1/boards/b1",
+        root,
+        Some(json!({"note": "x".repeat(1001)})),
+    );
     w.go(404, "PATCH", "/api/v1/boards/nope", root, Some(json!({})));
     w.go(202, "POST", "/api/v1/boards/b1/health", root, None);
     w.go(403, "POST", "/api/v1/boards/b1/health", ann, None);
     w.go(404, "POST", "/api/v1/boards/nope/health", root, None);
-    let on_board = json!({"branch": "main", "scenarios": ["scenarios/ok.xml"], "board_tags": ["psram"]});
+    let on_board =
+        json!({"branch": "main", "scenarios": ["scenarios/ok.xml"], "board_tags": ["psram"]});
     w.go(422, "POST", "/api/v1/queues", ann, Some(on_board));
 
     // Basic failures are rate-limited like sign-ins: 429 with Retry-After.

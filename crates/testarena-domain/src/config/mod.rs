@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 mod boards;
 pub use boards::{BoardConfig, HealthConfig};
 mod forge;
-pub use forge::{Forge, NotifyConfig, NotifyEvent, Secret, public_url, secret_from_env, secrets_report};
+pub use forge::{
+    Forge, NotifyConfig, NotifyEvent, Secret, public_url, secret_from_env, secrets_report,
+};
 
 /// Where the config comes from when `--config` is not given.
 pub const CONFIG_ENV: &str = "TESTARENA_CONFIG";

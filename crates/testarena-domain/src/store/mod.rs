@@ -13,9 +13,9 @@
 //! For the same reason a query of one id uses `=`, not `IN (?)`.
 
 mod attempts;
-pub mod deliveries;
 pub mod board_queues;
 pub mod boards;
+pub mod deliveries;
 mod history;
 mod queues;
 mod seed;
