@@ -114,7 +114,7 @@ describe('dashboard with a worker', { skip }, () => {
     assert.match(junit, /Expected 42 Was 41/);
 
     // The test's log, from its link, jumps to the FAIL line.
-    await page.click(`.task[data-task="${q.id}.1"] .test-links a`);
+    await page.click(`.task[data-task="${q.id}.1"] .test-links a:has-text("Open log")`);
     await page.waitForSelector('#lv-state >> text=Complete');
     await page.click('#lv-first-failure');
     const row = page.locator('.lv-row.lv-current, .lv-row.lv-flash').first();
