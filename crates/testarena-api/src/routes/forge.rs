@@ -101,6 +101,7 @@ pub struct HooksQuery {
     params(RepoParam, HooksQuery),
     responses(
         (status = 200, description = "The hooks", body = Vec<HookRecord>),
+        (status = 400, description = "An unknown query parameter, or a `limit` that is not a number", body = BadRequestError),
         (status = 404, description = "No such repository in the config", body = NotFoundError),
         (status = 422, description = "A `limit` out of range", body = ValidationFailedError),
         Authed,
