@@ -4,41 +4,29 @@
 //! real pty to real `qemu-system-xtensa`. The worker opens the pty with
 //! termios as it would a USB-serial device.
 
-mod sim;
-
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-use testarena_testkit::{Farm, Setup, wait_for};
-
-use sim::Sim;
+use testarena_testkit::board_sim::BoardToml;
+use testarena_testkit::{BoardSim as Sim, Farm, Setup, wait_for};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
 /// A board's `[[boards]]` table for a simulator; `health` adds a check
 /// running `scenarios/unit.xml` on `main`.
 fn board_toml(id: &str, sim: &Sim, tags: &[&str], health: bool) -> String {
-    let s = Sim::script();
-    let sock = sim.socket();
-    let mut t = format!(
-        "\n[[boards]]\nid = {id:?}\ntarget = \"lx106\"\nserial = {serial:?}\nbaud = 115200\n\
-         flash = [\"python3\", {s:?}, \"ctl\", {sock:?}, \"flash\", \"{{build_dir}}/firmware.elf\"]\n\
-         reset = [\"python3\", {s:?}, \"ctl\", {sock:?}, \"reset\"]\n\
-         tags = [{tags}]\nflash_timeout_s = 20\nreenumerate_s = 3\n",
-        serial = sim.link(),
-        tags = tags
-            .iter()
-            .map(|t| format!("{t:?}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    if health {
-        t.push_str(
-            "health = { repo = \"firmware\", branch = \"main\", scenario = \"scenarios/unit.xml\", every_h = 0 }\n",
-        );
-    }
-    t
+    let how = BoardToml {
+        tags,
+        health,
+        ..BoardToml::default()
+    };
+    sim.board_toml(id, &how)
+}
+
+/// Starts a simulated board (see `testarena_testkit::BoardSim`).
+fn sim(name: &str, fault: &str) -> Sim {
+    Sim::start(name, fault).unwrap()
 }
 
 fn setup(boards: String) -> Setup {
@@ -107,7 +95,7 @@ fn on_board(farm: &Farm, board: &str) -> String {
 
 #[test]
 fn a_queue_passes_on_a_simulated_board_with_the_first_boot_line() {
-    let sim = Sim::start("b1", "none");
+    let sim = sim("b1", "none");
     let farm = Farm::start(setup(board_toml("b1", &sim, &["wifi"], false)));
     wait_board(&farm, "b1", "b1 idle", |b| b["status"] == "idle");
     let id = on_board(&farm, "any");
@@ -151,7 +139,10 @@ fn a_queue_passes_on_a_simulated_board_with_the_first_boot_line() {
     assert_eq!(q["status"], "passed", "{q:#}");
     let task = q["tasks"][0]["id"].as_str().unwrap();
     let env = farm.test_log(&env_q, task, "env");
-    assert_eq!(env.trim(), format!("board=b1 serial={}", sim.link()));
+    assert_eq!(
+        env.trim(),
+        format!("board=b1 serial={}", sim.link().display())
+    );
     // A QEMU queue still runs in QEMU.
     let qemu = farm.submit("main", &["scenarios/unit.xml"]);
     let q = farm.wait_final(&qemu, DEADLINE);
@@ -164,7 +155,7 @@ fn a_queue_passes_on_a_simulated_board_with_the_first_boot_line() {
 
 #[test]
 fn a_requirement_no_board_could_meet_is_422_and_a_busy_one_waits_in_words() {
-    let sim = Sim::start("t1", "none");
+    let sim = sim("t1", "none");
     let farm = Farm::start(setup(board_toml("t1", &sim, &["wifi"], false)));
     wait_board(&farm, "t1", "t1 registered", |b| b["status"] == "idle");
     for (body, why) in [
@@ -248,7 +239,7 @@ fn a_requirement_no_board_could_meet_is_422_and_a_busy_one_waits_in_words() {
 
 #[test]
 fn two_boards_run_three_queues_each_once_never_two_at_a_time() {
-    let (a, b) = (Sim::start("pa", "none"), Sim::start("pb", "none"));
+    let (a, b) = (sim("pa", "none"), sim("pb", "none"));
     let boards = board_toml("pa", &a, &[], false) + &board_toml("pb", &b, &[], false);
     let farm = Farm::start(Setup {
         slots: 3,
@@ -289,10 +280,7 @@ fn two_boards_run_three_queues_each_once_never_two_at_a_time() {
 #[test]
 fn a_flash_failure_is_a_board_error_retried_on_the_other_board() {
     // Boards are offered in id order: the flaky one is tried first.
-    let (flaky, good) = (
-        Sim::start("a-flaky", "flash-fails"),
-        Sim::start("b-good", "none"),
-    );
+    let (flaky, good) = (sim("a-flaky", "flash-fails"), sim("b-good", "none"));
     let boards =
         board_toml("a-flaky", &flaky, &[], true) + &board_toml("b-good", &good, &[], false);
     let farm = Farm::start(setup(boards));
@@ -323,13 +311,13 @@ fn a_flash_failure_is_a_board_error_retried_on_the_other_board() {
     // fails again on the user's queue, which is retried on b-good.
     let r = farm.call("POST", "/api/v1/boards/a-flaky/health", None);
     assert_eq!(r.status, 202, "{}", r.body);
-    flaky.ctl(&["fault", "none"]);
+    flaky.ctl(&["fault", "none"]).unwrap();
     let hq = r.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(farm.wait_final(&hq, DEADLINE)["status"], "passed");
     wait_board(&farm, "a-flaky", "a-flaky good", |b| {
         b["health"] == "good" && b["status"] == "idle"
     });
-    flaky.ctl(&["fault", "flash-fails"]);
+    flaky.ctl(&["fault", "flash-fails"]).unwrap();
     let id = farm.submit_with(
         "main",
         &["scenarios/unit.xml"],
@@ -353,7 +341,7 @@ fn a_flash_failure_is_a_board_error_retried_on_the_other_board() {
 
 #[test]
 fn a_board_whose_health_check_fails_goes_bad_and_takes_no_queue() {
-    let sim = Sim::start("h1", "silent");
+    let sim = sim("h1", "silent");
     let farm = Farm::start(setup(board_toml("h1", &sim, &[], true)));
     // Health unknown at first: the check runs, the silent board fails it.
     let b = wait_board(&farm, "h1", "h1 bad", |b| b["health"] == "bad");
@@ -369,7 +357,7 @@ fn a_board_whose_health_check_fails_goes_bad_and_takes_no_queue() {
 
 #[test]
 fn the_worker_killed_mid_test_releases_the_board_for_a_health_check() {
-    let sim = Sim::start("k1", "none");
+    let sim = sim("k1", "none");
     let mut farm = Farm::start(setup(board_toml("k1", &sim, &[], true)));
     let b = wait_board(&farm, "k1", "first health check passed", |b| {
         b["health"] == "good"
@@ -404,7 +392,7 @@ fn the_worker_killed_mid_test_releases_the_board_for_a_health_check() {
 
 #[test]
 fn re_enumeration_keeps_the_test_going_with_nothing_lost() {
-    let sim = Sim::start("r1", "reenumerate");
+    let sim = sim("r1", "reenumerate");
     let farm = Farm::start(setup(board_toml("r1", &sim, &[], false)));
     wait_board(&farm, "r1", "r1 idle", |b| b["status"] == "idle");
     let id = on_board(&farm, "r1");
@@ -425,7 +413,7 @@ fn re_enumeration_keeps_the_test_going_with_nothing_lost() {
 
 #[test]
 fn a_board_that_dies_mid_test_is_a_board_fault_not_a_failure() {
-    let sim = Sim::start("d1", "dies");
+    let sim = sim("d1", "dies");
     let farm = Farm::start(setup(board_toml("d1", &sim, &[], false)));
     wait_board(&farm, "d1", "d1 idle", |b| b["status"] == "idle");
     // The hang branch stays in its tests (quiet-timeout 5 s) while the

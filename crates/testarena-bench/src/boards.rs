@@ -6,89 +6,16 @@
 //! the board's log lacks against the same firmware's log on QEMU.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use testarena_testkit::{Bins, Farm, Setup};
+use testarena_testkit::board_sim::BoardToml;
+use testarena_testkit::{Bins, BoardSim, Farm, Setup};
 
 use crate::report::{Report, Target};
 use crate::stats::{median, ms_between};
-
-/// A simulated board, stopped (its process group) when dropped.
-struct Sim {
-    child: Child,
-    link: PathBuf,
-    sock: PathBuf,
-}
-
-impl Sim {
-    fn start(dir: &Path, name: &str) -> anyhow::Result<Sim> {
-        let script = testarena_testkit::workspace_root().join("tests/fixtures/board-sim/board-sim");
-        let (link, sock) = (
-            dir.join(format!("usb-{name}")),
-            dir.join(format!("{name}.sock")),
-        );
-        let mut cmd = Command::new("python3");
-        cmd.arg(&script)
-            .args(["serve", "--link"])
-            .arg(&link)
-            .arg("--socket")
-            .arg(&sock)
-            .args(["--"])
-            .args([
-                "qemu-system-xtensa",
-                "-M",
-                "sim",
-                "-cpu",
-                "lx106",
-                "-semihosting",
-                "-nographic",
-                "-serial",
-                "none",
-                "-monitor",
-                "none",
-                "-no-reboot",
-                "-kernel",
-                "{image}",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().context("starting the board simulator")?;
-        crate::farm::wait_for(Duration::from_secs(10), "the simulator's pty", || {
-            Ok(link.exists() && sock.exists())
-        })?;
-        Ok(Sim { child, link, sock })
-    }
-
-    fn toml(&self, id: &str, baud: u32) -> String {
-        let script = testarena_testkit::workspace_root().join("tests/fixtures/board-sim/board-sim");
-        let (s, sock) = (
-            script.display().to_string(),
-            self.sock.display().to_string(),
-        );
-        format!(
-            "\n[[boards]]\nid = {id:?}\ntarget = \"lx106\"\nserial = {:?}\nbaud = {baud}\n\
-             flash = [\"python3\", {s:?}, \"ctl\", {sock:?}, \"flash\", \"{{build_dir}}/firmware.elf\"]\n\
-             reset = [\"python3\", {s:?}, \"ctl\", {sock:?}, \"reset\"]\n",
-            self.link.display().to_string()
-        )
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let pgid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
-        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
 
 fn claimed_at(farm: &Farm, id: &str) -> anyhow::Result<DateTime<Utc>> {
     let text = std::fs::read_to_string(farm.home.join("queues").join(id).join("queue.log"))?;
@@ -141,10 +68,16 @@ fn first_byte(farm: &Farm, board: &str) -> anyhow::Result<f64> {
 
 pub fn boards(bins: &Bins, dir: &Path, report: &mut Report, runs: usize) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let sims = dir.join("sims");
-    std::fs::create_dir_all(&sims)?;
-    let (slow, fast) = (Sim::start(&sims, "b115200")?, Sim::start(&sims, "b921600")?);
-    let boards = slow.toml("b115200", 115_200) + &fast.toml("b921600", 921_600);
+    let (slow, fast) = (
+        BoardSim::start("b115200", "none")?,
+        BoardSim::start("b921600", "none")?,
+    );
+    let at = |baud| BoardToml {
+        baud,
+        ..BoardToml::default()
+    };
+    let boards =
+        slow.board_toml("b115200", &at(115_200)) + &fast.board_toml("b921600", &at(921_600));
     let farm = Farm::try_start(Setup {
         workers: vec!["bench-boards".into()],
         slots: 1,

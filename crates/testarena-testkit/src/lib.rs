@@ -28,6 +28,7 @@
 //! stops where its setup failed).
 
 pub mod bins;
+pub mod board_sim;
 mod config;
 pub mod daemon;
 mod error;
@@ -41,6 +42,7 @@ pub mod repo;
 pub mod wait;
 
 pub use bins::{Bins, Profile};
+pub use board_sim::BoardSim;
 pub use daemon::Daemon;
 pub use error::{Error, Result};
 pub use farm::{Farm, RepoKind, Setup};
