@@ -61,7 +61,12 @@ export function deliveriesPanel(queueId) {
   let last = 0;
   let reading = false;
   let waiting = false;
+  // Set once the panel is on the page: a read scheduled before the user
+  // left (or deleted the queue) is dropped, not sent.
+  let shown = false;
   const read = async () => {
+    if (el.isConnected) shown = true;
+    else if (shown) return;
     if (reading) return;
     reading = true;
     try {
