@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use diesel::prelude::*;
 use testarena_domain::api::Queue;
 use testarena_domain::models::NewTestCase;
+use testarena_domain::schema::workers;
 use testarena_domain::status::Status;
 use testarena_domain::store::{self, EndOutcome, QueueEnd};
 
@@ -215,7 +217,11 @@ fn a_lost_worker_s_queue_is_retried_by_the_recovery() {
     store::register_worker(&mut conn, "ghost", 1, "0.1.0", 2).unwrap();
     store::claim_next(&mut conn, "ghost").unwrap().unwrap();
     store::set_pgid(&mut conn, "q1", Some(777)).unwrap();
-    std::thread::sleep(Duration::from_millis(60));
+    // The ghost's last heartbeat a minute ago: lost after 40 ms.
+    diesel::update(workers::table.find("ghost"))
+        .set(workers::last_seen.eq(store::now() - chrono::Duration::seconds(60)))
+        .execute(&mut conn)
+        .unwrap();
     let lost =
         store::mark_lost(&mut conn, "me", store::now(), Duration::from_millis(40), 1).unwrap();
     assert_eq!(lost.len(), 1);
