@@ -19,7 +19,7 @@ db="$tmp/schema.db"
 # A config without print_schema.file, so that `migration run` does not
 # rewrite the committed file before we compare it.
 printf '[print_schema]\n' > "$tmp/diesel.toml"
-diesel migration run --database-url "$db" --migration-dir "$crate/migrations" \
+diesel migration run --database-url "$db" --migration-dir "$crate/migrations/sqlite" \
     --config-file "$tmp/diesel.toml" >/dev/null
 diesel print-schema --database-url "$db" --config-file "$tmp/diesel.toml" > "$tmp/schema.rs"
 if ! diff -u "$crate/src/schema.rs" "$tmp/schema.rs"; then

@@ -82,7 +82,7 @@ export CONTAINERS_CONF=$conf
 
 # What the image needs (the Containerfile's list), in the base already, so
 # that its apt-get step has nothing to do.
-base_packages=(ca-certificates libssl3 zlib1g git make gcc-xtensa-lx106
+base_packages=(ca-certificates libssl3 zlib1g libpq5 git make gcc-xtensa-lx106
     binutils-xtensa-lx106 qemu-system-misc nginx tini passwd)
 mirror=${TESTARENA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${TESTARENA_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}

@@ -38,10 +38,16 @@ ensure_cargo() {
     }
 }
 
-# Packages the build needs: a C compiler, pkg-config and OpenSSL headers
-# (git2's HTTPS and SSH transports). SQLite is compiled in.
+# Packages the build needs: a C compiler, pkg-config, OpenSSL headers
+# (git2's HTTPS and SSH transports) and libpq (Diesel's PostgreSQL
+# backend: both binaries link it, even on a SQLite-only host). SQLite is
+# compiled in.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-BUILD_PACKAGES=(build-essential pkg-config libssl-dev git)
+BUILD_PACKAGES=(build-essential pkg-config libssl-dev libpq-dev git)
+# The PostgreSQL server the tests start throwaway clusters of (initdb,
+# pg_ctl under /usr/lib/postgresql/<version>/bin).
+# shellcheck disable=SC2034
+POSTGRES_PACKAGES=(postgresql)
 # What running firmware needs: the lx106 cross-compiler and QEMU for Xtensa
 # (docs/LX106.md), and python3 for the board simulator
 # (tests/fixtures/board-sim). The worker's serial code is nix's termios:
