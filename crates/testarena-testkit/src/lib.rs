@@ -19,6 +19,10 @@
 //! - [`http`]: a keep-alive HTTP client of the API over loopback.
 //! - [`wait`]: polling with a deadline that names what it waited for.
 //! - [`port`]: free loopback ports, never the same one twice per process.
+//! - [`postgres`]: a throwaway PostgreSQL server in a temporary directory
+//!   ([`PgCluster`], one shared per test process), an empty database per
+//!   call ([`PgDatabase`]), the server stopped by pid even if the test
+//!   process is killed.
 //! - [`procs`]: the processes of this machine as `/proc` shows them.
 //! - [`forge_standin`]: a stand-in for a forge's commit-status API (no
 //!   Gitea, GitHub or GitLab runs here), recording what it receives.
@@ -36,6 +40,7 @@ pub mod farm;
 pub mod forge_standin;
 pub mod http;
 pub mod port;
+pub mod postgres;
 pub mod procs;
 pub mod profile;
 pub mod repo;
@@ -49,6 +54,7 @@ pub use farm::{Farm, RepoKind, Setup};
 pub use forge_standin::ForgeStandin;
 pub use http::{Auth, Client, Resp};
 pub use port::free_port;
+pub use postgres::{Cluster as PgCluster, Database as PgDatabase};
 pub use repo::{Content, Repo};
 pub use wait::{try_wait_for, wait_for};
 
