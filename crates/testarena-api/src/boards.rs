@@ -33,7 +33,7 @@ pub fn live_after(state: &AppState) -> NaiveDateTime {
 /// without `board` mean `any`. A requirement that no registered board could
 /// ever meet (target, id, tags) is 422 with `field: "board"`.
 pub fn requirement(
-    conn: &mut testarena_domain::db::SqliteConnection,
+    conn: &mut testarena_domain::db::DbConnection,
     req: &CreateQueue,
     target: &str,
 ) -> Result<Option<Requirement>, ApiError> {
@@ -65,7 +65,7 @@ pub fn requirement(
 
 /// Adds `waiting_for` to a waiting board queue's JSON.
 pub fn add_waiting_for(
-    conn: &mut testarena_domain::db::SqliteConnection,
+    conn: &mut testarena_domain::db::DbConnection,
     row: &QueueRow,
     queue: &mut Queue,
     live_after: NaiveDateTime,

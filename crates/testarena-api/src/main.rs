@@ -92,10 +92,15 @@ fn main() -> anyhow::Result<()> {
             actix_web::rt::System::new().block_on(serve::run(state, listener))
         }
         Command::Migrate => {
-            let path = config.database_path();
-            let pool = db::open_pool(&path, 1)?;
-            let applied = db::run_migrations(&mut *pool.get()?)?;
-            println!("{applied} migration(s) applied to {}", path.display());
+            let location = config.database_location()?;
+            let pool = db::open_pool(&location, config.pool_options(1))?;
+            let mut conn = pool.get()?;
+            let applied = db::run_migrations(&mut conn)?;
+            db::ensure_schema(&mut conn)?;
+            println!(
+                "{applied} migration(s) applied to {location}; schema version {}",
+                db::binary_schema_version()
+            );
             Ok(())
         }
         Command::CheckConfig => {
@@ -105,11 +110,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { file } => {
-            let path = config.database_path();
+            let location = config.database_location()?;
+            let db::Location::Sqlite(path) = &location else {
+                bail!("backup copies a SQLite file; back {location} up with pg_dump");
+            };
             if !path.is_file() {
                 bail!("no database at {}", path.display());
             }
-            let pool = db::open_pool(&path, 1)?;
+            let pool = db::open_pool(&location, config.pool_options(1))?;
             let info = db::backup(&mut *pool.get()?, &file)?;
             println!(
                 "backup of {} written to {} ({} bytes, integrity ok)",
@@ -133,9 +141,14 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
-    let pool = db::open_migrated(&config.database_path(), 1)?;
+    let location = config.database_location()?;
+    let pool = db::open_pool(&location, config.pool_options(1))?;
+    if !location.is_postgres() {
+        db::run_migrations(&mut *pool.get()?)?;
+    }
+    db::ensure_schema(&mut *pool.get()?)?;
     let mut conn = pool.get()?;
-    let find = |conn: &mut db::SqliteConnection, name: &str| -> anyhow::Result<_> {
+    let find = |conn: &mut db::DbConnection, name: &str| -> anyhow::Result<_> {
         store::user_by_name(conn, name)?.with_context(|| format!("no user {name:?}"))
     };
     match cmd {

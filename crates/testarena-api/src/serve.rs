@@ -4,7 +4,6 @@
 use std::net::TcpListener;
 
 use actix_web::{HttpServer, web};
-use anyhow::Context as _;
 use testarena_domain::config::Config;
 use testarena_domain::db;
 
@@ -14,11 +13,22 @@ use crate::{AppState, create_app};
 /// share them; SQLite serializes writers anyway.
 const POOL_SIZE: u32 = 16;
 
-/// Opens the database (running pending migrations) and builds the state.
+/// Opens the database and builds the state. On SQLite pending migrations
+/// run first (one host, one app); on PostgreSQL `testarena-app migrate`
+/// applies them, so that apps and workers on many hosts never race to
+/// migrate mid-upgrade. Either way a schema that is not exactly this
+/// binary's refuses the start, naming both versions.
 pub fn prepare(config: Config) -> anyhow::Result<web::Data<AppState>> {
-    let path = config.database_path();
-    let pool = db::open_migrated(&path, POOL_SIZE)
-        .with_context(|| format!("opening database {}", path.display()))?;
+    let location = config.database_location()?;
+    let options = config.pool_options(POOL_SIZE);
+    let pool = if location.is_postgres() {
+        let pool = db::open_pool(&location, options)?;
+        db::ensure_schema(&mut *pool.get()?)?;
+        pool
+    } else {
+        db::open_migrated(&location, options)?
+    };
+    tracing::info!(database = %location, "database open");
     Ok(web::Data::new(AppState::new(config, pool)?))
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::cookie::Key;
 use actix_web::web;
 use testarena_domain::config::Config;
-use testarena_domain::db::{DbPool, SqliteConnection};
+use testarena_domain::db::{DbConnection, DbPool};
 use testarena_domain::paths::Home;
 use testarena_domain::store::StoreError;
 
@@ -62,7 +62,7 @@ impl AppState {
     /// the caller's tracing span.
     pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
     where
-        F: FnOnce(&mut SqliteConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
         let pool = self.pool.clone();

@@ -18,7 +18,10 @@ const SCENARIO: &str = "scenarios/history.xml";
 
 /// Seeds `queues × tests` test cases over `days` days on 5 branches.
 pub fn seed(farm: &Farm, queues: usize, tests: usize, days: u32) -> anyhow::Result<usize> {
-    let pool = testarena_domain::db::open_pool(&farm.database(), 1)?;
+    let pool = testarena_domain::db::open_pool(
+        &testarena_domain::db::Location::Sqlite(farm.database()),
+        testarena_domain::db::PoolOptions::sized(1),
+    )?;
     let mut conn = pool.get()?;
     let seed = HistorySeed {
         repo: "firmware".into(),

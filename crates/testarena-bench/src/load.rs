@@ -190,7 +190,10 @@ pub fn api(
 /// Seeds `count` ended queues (one task each) straight into the database
 /// of a farm whose app is not running yet.
 pub fn seed(farm: &Farm, count: usize) -> anyhow::Result<()> {
-    let pool = testarena_domain::db::open_pool(&farm.database(), 1)?;
+    let pool = testarena_domain::db::open_pool(
+        &testarena_domain::db::Location::Sqlite(farm.database()),
+        testarena_domain::db::PoolOptions::sized(1),
+    )?;
     let mut conn = pool.get()?;
     let base = chrono::Utc::now().naive_utc() - chrono::Duration::days(30);
     let mut n = 0;

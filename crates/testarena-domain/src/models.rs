@@ -12,7 +12,7 @@ use crate::status::Status;
 /// A queue row. `status` is kept as text in the row; [`QueueRow::status`]
 /// parses it.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = queues, primary_key(seq), check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = queues, primary_key(seq), check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct QueueRow {
     pub seq: i32,
     pub id: String,
@@ -65,7 +65,7 @@ pub struct NewQueue {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = tasks, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = tasks, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct TaskRow {
     pub id: String,
     pub queue_id: String,
@@ -94,7 +94,7 @@ pub struct NewTask {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = test_cases, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = test_cases, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct TestCaseRow {
     pub id: i32,
     pub task_id: String,
@@ -115,7 +115,7 @@ pub struct NewTestCase {
 }
 
 #[derive(Clone, PartialEq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct UserRow {
     pub id: i32,
     pub username: String,
@@ -139,7 +139,7 @@ impl std::fmt::Debug for UserRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = api_tokens, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = api_tokens, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct TokenRow {
     pub id: i32,
     pub user_id: i32,
@@ -151,7 +151,7 @@ pub struct TokenRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Insertable)]
-#[diesel(table_name = workers, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = workers, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct WorkerRow {
     pub id: String,
     pub slots: i32,
@@ -163,7 +163,7 @@ pub struct WorkerRow {
 
 /// An earlier attempt of a queue, ended by a farm failure and retried.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = attempts, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = attempts, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct AttemptRow {
     pub id: i32,
     pub queue_id: String,

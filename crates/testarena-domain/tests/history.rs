@@ -4,22 +4,32 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use diesel::sqlite::SqliteConnection;
 use testarena_domain::api::{Queue, TestRef};
-use testarena_domain::db::{DbPool, open_migrated};
+use testarena_domain::db::DbConnection;
+use testarena_domain::db::{self, DbPool};
 use testarena_domain::models::{NewQueue, NewTask, NewTestCase};
 use testarena_domain::status::Status;
 use testarena_domain::store::{self, HistoryFilter, TestSort, TestsFilter};
+use testarena_testkit::TestDatabase;
 
 struct TestDb {
-    _dir: tempfile::TempDir,
     pool: DbPool,
+    _db: TestDatabase,
+    _dir: tempfile::TempDir,
 }
 
+/// A fresh database of this run's backend (SQLite, or PostgreSQL with
+/// `TESTARENA_TEST_BACKEND=postgres`).
 fn test_db() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
-    let pool = open_migrated(&dir.path().join("testarena.db"), 4).unwrap();
-    TestDb { _dir: dir, pool }
+    let database = TestDatabase::for_this_run(&dir.path().join("testarena.db"));
+    let location = db::Location::parse(database.url(), None).unwrap();
+    let pool = db::open_migrated(&location, db::PoolOptions::sized(4)).unwrap();
+    TestDb {
+        pool,
+        _db: database,
+        _dir: dir,
+    }
 }
 
 /// One run of a queue: where, and each test's (name, status, ms).
@@ -44,7 +54,7 @@ impl<'a> Run<'a> {
 }
 
 /// Stores, claims, records and ends one queue with one task of `s.xml`.
-fn run(conn: &mut SqliteConnection, r: &Run<'_>) {
+fn run(conn: &mut DbConnection, r: &Run<'_>) {
     let queue = NewQueue {
         id: r.id.to_owned(),
         repo: "firmware".into(),
@@ -98,7 +108,7 @@ fn history(name: &str) -> HistoryFilter {
 }
 
 /// The queue's JSON as the API shows it, with the case facts filled in.
-fn annotated(conn: &mut SqliteConnection, id: &str) -> Queue {
+fn annotated(conn: &mut DbConnection, id: &str) -> Queue {
     let detail = store::queue_detail(conn, id).unwrap().unwrap();
     let facts = store::case_facts(conn, &detail).unwrap();
     let mut queue = Queue::from(&detail);

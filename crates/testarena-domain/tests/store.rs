@@ -1,18 +1,21 @@
-//! The store against real SQLite files: one freshly migrated database per test.
+//! The store against a real database: one freshly migrated SQLite file per
+//! test, or with `TESTARENA_TEST_BACKEND=postgres` one fresh database of a
+//! throwaway PostgreSQL cluster (`scripts/test.sh` runs both).
 
 // Test helpers outside #[test] functions unwrap too: a failure should stop
 // the test where it happens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::path::Path;
+
 use std::process::Command;
 use std::time::Duration;
 
-use testarena_domain::db::{DbPool, open_migrated};
+use testarena_domain::db::{self, DbPool};
 use testarena_domain::models::{NewQueue, NewTask, NewTestCase};
 use testarena_domain::status::Status;
 use testarena_domain::store::{self, AbortOutcome, QueueFilter, StoreError};
+use testarena_testkit::TestDatabase;
 
 #[path = "store/attempts.rs"]
 mod attempts;
@@ -24,19 +27,23 @@ const ADMIN: store::Actor<'static> = store::Actor {
 };
 
 struct TestDb {
-    _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
     pool: DbPool,
+    /// The `database` value: a SQLite path or a PostgreSQL URL.
+    url: String,
+    _db: TestDatabase,
+    _dir: tempfile::TempDir,
 }
 
 fn test_db() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("testarena.db");
-    let pool = open_migrated(&path, 8).unwrap();
+    let database = TestDatabase::for_this_run(&dir.path().join("testarena.db"));
+    let location = db::Location::parse(database.url(), None).unwrap();
+    let pool = db::open_migrated(&location, db::PoolOptions::sized(8)).unwrap();
     TestDb {
-        _dir: dir,
-        path,
         pool,
+        url: database.url().to_owned(),
+        _db: database,
+        _dir: dir,
     }
 }
 
@@ -320,28 +327,36 @@ fn four_threads_claim_each_queue_exactly_once() {
 const CLAIM_CHILD: &str = "TESTARENA_TEST_CLAIM_DB";
 
 /// Not a test on its own: the body of the child processes of
-/// `two_processes_claim_each_queue_exactly_once`.
+/// `four_workers_of_two_slots_claim_each_queue_exactly_once`, a worker
+/// whose two slots claim at once.
 #[test]
 fn claim_child() {
-    let Ok(path) = std::env::var(CLAIM_CHILD) else {
+    let Ok(url) = std::env::var(CLAIM_CHILD) else {
         return;
     };
-    let pool = testarena_domain::db::open_pool(Path::new(&path), 1).unwrap();
-    let claimed = claim_all(&pool, &format!("p{}", std::process::id()));
+    let location = db::Location::parse(&url, None).unwrap();
+    let pool = db::open_pool(&location, db::PoolOptions::sized(2)).unwrap();
+    let worker = format!("p{}", std::process::id());
+    let claimed: Vec<String> = std::thread::scope(|s| {
+        let slots: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| claim_all(&pool, &worker)))
+            .collect();
+        slots.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
     // On a line of its own: libtest prints its "test claim_child ..." around it.
     println!("\nCLAIMED {}", claimed.join(" "));
 }
 
 #[test]
-fn two_processes_claim_each_queue_exactly_once() {
+fn four_workers_of_two_slots_claim_each_queue_exactly_once() {
     let db = test_db();
     fill(&db, 300);
     let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..2)
+    let children: Vec<_> = (0..4)
         .map(|_| {
             Command::new(&exe)
                 .args(["--exact", "claim_child", "--nocapture", "--test-threads=1"])
-                .env(CLAIM_CHILD, &db.path)
+                .env(CLAIM_CHILD, &db.url)
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()

@@ -9,6 +9,8 @@ use crate::farm::Setup;
 /// What a config names besides the setup's knobs.
 pub(crate) struct Place<'a> {
     pub home: &'a Path,
+    /// The `database` key: a SQLite path or a PostgreSQL URL.
+    pub database: &'a str,
     pub port: u16,
     /// `(name, url)` of each repository; the first is the default.
     pub repos: &'a [(String, PathBuf)],
@@ -21,9 +23,10 @@ pub(crate) fn render(setup: &Setup, place: &Place<'_>, worker_id: &str) -> Strin
     // Paths and names are quoted as TOML basic strings.
     let q = |s: &str| format!("{s:?}");
     let mut text = format!(
-        "# Written by testarena-testkit.\nhome = {home}\ndefault_target = {target}\n\n\
-         [server]\nlisten = \"127.0.0.1:{port}\"\n",
+        "# Written by testarena-testkit.\nhome = {home}\ndatabase = {database}\n\
+         default_target = {target}\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
         home = q(&place.home.to_string_lossy()),
+        database = q(place.database),
         target = q(&setup.default_target),
         port = place.port,
     );

@@ -78,6 +78,10 @@ pub struct Setup {
     pub env: Vec<(String, String)>,
     /// An existing directory to use as `home` (a tmpfs), else `<dir>/home`.
     pub home: Option<PathBuf>,
+    /// The `database` of every config: `None` is this run's backend
+    /// ([`crate::backend`]: `<home>/testarena.db`, or a fresh PostgreSQL
+    /// database with `TESTARENA_TEST_BACKEND=postgres`).
+    pub database: Option<String>,
     /// An existing directory to hold the farm (kept), else a temporary one.
     pub dir: Option<PathBuf>,
     /// `server.static_dir`; `None` leaves it out of the config.
@@ -116,6 +120,7 @@ impl Setup {
             rust_log: "info".into(),
             env: Vec::new(),
             home: None,
+            database: None,
             dir: None,
             static_dir: Some(crate::workspace_root().join("static")),
             bins: None,
@@ -156,6 +161,10 @@ pub struct Farm {
     secrets: Mutex<Vec<String>>,
     answers: Option<Mutex<File>>,
     /// Removed last, after the daemons are gone.
+    /// The configs' `database`.
+    database: String,
+    /// The PostgreSQL database this farm made, dropped after its daemons.
+    _test_db: Option<crate::backend::TestDatabase>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -225,6 +234,14 @@ impl Farm {
         } else {
             None
         };
+        let (database, test_db) = match &setup.database {
+            Some(url) => (url.clone(), None),
+            None => {
+                let db =
+                    crate::backend::TestDatabase::try_for_this_run(&home.join("testarena.db"))?;
+                (db.url().to_owned(), Some(db))
+            }
+        };
         let port = crate::port::free_port()?;
         let base = format!("http://127.0.0.1:{port}");
         let mut farm = Farm {
@@ -240,6 +257,8 @@ impl Farm {
             token: String::new(),
             setup,
             dir,
+            database,
+            _test_db: test_db,
             _temp: temp,
         };
         farm.write_configs(port)?;
@@ -271,6 +290,7 @@ impl Farm {
         };
         let place = Place {
             home: &self.home,
+            database: &self.database,
             port,
             repos: &repos,
             targets: &targets,
@@ -302,8 +322,19 @@ impl Farm {
         self.dir.join("logs").join(name)
     }
 
+    /// The SQLite file (on a SQLite farm).
     pub fn db_path(&self) -> PathBuf {
         self.home.join("testarena.db")
+    }
+
+    /// The configs' `database`: the SQLite path or the PostgreSQL URL.
+    pub fn database_url(&self) -> &str {
+        &self.database
+    }
+
+    /// True when the farm runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.database.starts_with("postgres")
     }
 
     /// Runs `testarena-app <args>` to its end, `stdin` (a line) on its input.

@@ -7,6 +7,8 @@
 //!   `testarena-app` and any number of `testarena-worker`s as real child
 //!   processes, an admin user and token, HTTP helpers; dropping it kills
 //!   everything it started, even when a test panics.
+//! - [`backend`]: the database of a test, SQLite or (with
+//!   `TESTARENA_TEST_BACKEND=postgres`) PostgreSQL.
 //! - [`bins`]: where the binaries of a build are (`target/debug` or
 //!   `target/release`), building them when asked.
 //! - [`daemon`]: a child in its own process group with its output appended
@@ -31,6 +33,7 @@
 //! benchmark program reports it), the short form panics with it (a test
 //! stops where its setup failed).
 
+pub mod backend;
 pub mod bins;
 pub mod board_sim;
 mod config;
@@ -46,6 +49,7 @@ pub mod profile;
 pub mod repo;
 pub mod wait;
 
+pub use backend::TestDatabase;
 pub use bins::{Bins, Profile};
 pub use board_sim::BoardSim;
 pub use daemon::Daemon;

@@ -4,8 +4,9 @@
 //! (`aborted`, "worker stopped") and returns within `abort_grace_s` + 2 s.
 //!
 //! Pickup: the claim loop runs on three occasions: when the database
-//! changes (a thread looks at the size and modification time of SQLite's
-//! WAL file every [`WAKE_CHECK`], a `stat` that costs microseconds, so a
+//! changes (on SQLite a thread looks at the size and modification time of
+//! the WAL file every [`WAKE_CHECK`], a `stat` that costs microseconds; on
+//! PostgreSQL the app's `NOTIFY` reaches a `LISTEN` thread; either way a
 //! submission is claimed within milliseconds), when one of its queues ends
 //! (its slot is free), and every `poll_interval_ms` as the fallback (a
 //! change the WAL file does not show, another journal mode, a database on
@@ -28,10 +29,12 @@
 //! removed (a run before a crash left them).
 
 use std::collections::HashMap;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
+use testarena_domain::db::Location;
 
 use chrono::NaiveDateTime;
 use testarena_domain::config::Config;
@@ -88,9 +91,13 @@ pub fn shutdown_on_signals() -> Result<watch::Receiver<bool>> {
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let config = Arc::new(config);
     let w = config.worker.clone();
-    let pool = domain_db::open_pool(&config.database_path(), w.slots.saturating_add(2))?;
+    let location = config
+        .database_location()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let pool = domain_db::open_pool(&location, config.pool_options(w.slots.saturating_add(2)))?;
     let db = Db::new(pool);
-    db.ensure_migrated().await?;
+    db.ensure_schema().await?;
+    tracing::info!(database = %location, "database open");
     let worker_id = config.worker_id();
     let ctx = Context {
         home: Home::new(config.home.clone()),
@@ -119,7 +126,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         queues: HashMap::new(),
         pool: SlotPool::new(w.slots as usize),
     };
-    let db_changed = DbWatch::start(&config.database_path());
+    let db_changed = DbWatch::start(&location, config.pool_options(1).connect_timeout);
     let mut heartbeat = tokio::time::interval(Duration::from_secs(w.heartbeat_s));
     let mut poll = tokio::time::interval(Duration::from_millis(w.poll_interval_ms));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -204,20 +211,52 @@ impl Slots {
 /// size or modification time means someone wrote; a thread compares them
 /// every [`WAKE_CHECK`]. It notifies once more on the check after a
 /// change: a commit's frames reach the file just before the shared index
-/// that makes them visible is updated. Stops when dropped.
+/// that makes them visible is updated. On PostgreSQL every notification
+/// on the farm's channel wakes it ([`domain_db::listen`]). Stops when
+/// dropped.
 #[derive(Debug)]
 struct DbWatch {
     changed: Arc<Notify>,
     stop: Arc<AtomicBool>,
+    /// PostgreSQL's listener thread, stopped when dropped.
+    _listener: Option<domain_db::listen::Listener>,
 }
 
 impl DbWatch {
-    fn start(database: &Path) -> Self {
+    /// Watches the SQLite file's WAL, or listens on PostgreSQL.
+    fn start(location: &Location, connect_timeout: Duration) -> Self {
         let (changed, stop) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
+        match location {
+            Location::Sqlite(path) => Self::watch_wal(path, &changed, &stop),
+            Location::Postgres(url) => {
+                let notify = Arc::clone(&changed);
+                // Any notification may concern this worker: a submission
+                // to claim, an abort of one of its queues. The loop looks.
+                match domain_db::listen::listen(url, connect_timeout, move |_| notify.notify_one())
+                {
+                    Ok(listener) => {
+                        return Self {
+                            changed,
+                            stop,
+                            _listener: Some(listener),
+                        };
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot listen; polling only"),
+                }
+            }
+        }
+        Self {
+            changed,
+            stop,
+            _listener: None,
+        }
+    }
+
+    fn watch_wal(database: &Path, changed: &Arc<Notify>, stop: &Arc<AtomicBool>) {
         let mut wal = database.as_os_str().to_owned();
         wal.push("-wal");
         let wal = PathBuf::from(wal);
-        let (notify, stopped) = (Arc::clone(&changed), Arc::clone(&stop));
+        let (notify, stopped) = (Arc::clone(changed), Arc::clone(stop));
         let spawned = std::thread::Builder::new()
             .name("db-watch".into())
             .spawn(move || {
@@ -239,7 +278,6 @@ impl DbWatch {
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot watch the database; polling only");
         }
-        Self { changed, stop }
     }
 
     /// Resolves after the next change (at once if one came since the last call).

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use testarena_domain::db::{self as domain_db, DbPool, SqliteConnection};
+use testarena_domain::db::{self as domain_db, DbConnection, DbPool};
 use testarena_domain::store::{StoreError, StoreResult};
 
 use crate::{Error, Result};
@@ -40,13 +40,13 @@ impl Db {
         Self { pool }
     }
 
-    /// Fails with a message naming the fix while migrations are pending:
-    /// the worker never migrates, the app owns the schema.
-    pub async fn ensure_migrated(&self) -> Result<()> {
+    /// Fails with both versions named unless the schema is exactly this
+    /// binary's: the worker never migrates, the app owns the schema.
+    pub async fn ensure_schema(&self) -> Result<()> {
         let pool = self.pool.clone();
         blocking(move || {
             let mut conn = pool.get().map_err(StoreError::from)?;
-            Ok(domain_db::ensure_migrated(&mut conn)?)
+            Ok(domain_db::ensure_schema(&mut conn)?)
         })
         .await
     }
@@ -56,7 +56,7 @@ impl Db {
     /// so a busy one changed nothing.
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
-        F: Fn(&mut SqliteConnection) -> StoreResult<T> + Send + 'static,
+        F: Fn(&mut DbConnection) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
         let pool = self.pool.clone();

@@ -206,7 +206,7 @@ impl Sender {
 /// The deliveries one recorded change calls for.
 fn deliveries_of(
     config: &testarena_domain::config::Config,
-    conn: &mut testarena_domain::db::SqliteConnection,
+    conn: &mut testarena_domain::db::DbConnection,
     event: &EventRow,
 ) -> Result<Vec<deliveries::NewDelivery>, ApiError> {
     Ok(match event.event.as_str() {

@@ -53,8 +53,12 @@ impl ConfigError {
 pub struct Config {
     /// Logs, workspaces and the git cache live here.
     pub home: PathBuf,
-    /// The SQLite file; `{home}/testarena.db` when unset.
-    pub database: Option<PathBuf>,
+    /// The database: a SQLite file (a path or `sqlite://` URL;
+    /// `{home}/testarena.db` when unset) or a `postgres://` URL.
+    pub database: Option<String>,
+    /// `[database_pool]`: pool size, connect timeout, where the PostgreSQL
+    /// password comes from.
+    pub database_pool: DatabasePoolConfig,
     /// The target of a queue that names none.
     pub default_target: String,
     pub server: ServerConfig,
@@ -166,6 +170,7 @@ impl Default for Config {
         Self {
             home: PathBuf::from("/testarena"),
             database: None,
+            database_pool: DatabasePoolConfig::default(),
             default_target: ESP32.to_owned(),
             server: ServerConfig::default(),
             worker: WorkerConfig::default(),
@@ -173,6 +178,32 @@ impl Default for Config {
             targets: BTreeMap::new(),
             boards: Vec::new(),
             notify: Vec::new(),
+        }
+    }
+}
+
+/// `[database_pool]` (DESIGN section 13).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabasePoolConfig {
+    /// Connections this process keeps at most; unset: 16 for the app,
+    /// slots + 2 for a worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u32>,
+    /// How long a new connection may take before the attempt fails.
+    pub connect_timeout_s: u64,
+    /// The environment variable holding the PostgreSQL password, for a URL
+    /// that carries none (libpq also reads `$PGPASSWORD`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+}
+
+impl Default for DatabasePoolConfig {
+    fn default() -> Self {
+        Self {
+            max_size: None,
+            connect_timeout_s: 5,
+            password_env: None,
         }
     }
 }
@@ -374,7 +405,7 @@ impl Config {
             self.home = PathBuf::from(home);
         }
         if let Some(database) = &env.database {
-            self.database = Some(PathBuf::from(database));
+            self.database = Some(database.clone());
         }
         if let Some(listen) = &env.listen {
             self.server.listen.clone_from(listen);
@@ -385,7 +416,12 @@ impl Config {
     /// id, the built-in target) and validates the result.
     pub fn finish(&mut self) -> Result<(), ConfigError> {
         if self.database.is_none() {
-            self.database = Some(self.home.join("testarena.db"));
+            self.database = Some(
+                self.home
+                    .join("testarena.db")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
         if self.worker.id.is_none() {
             self.worker.id = Some(hostname());
@@ -396,11 +432,26 @@ impl Config {
         self.validate()
     }
 
-    /// The SQLite file.
-    pub fn database_path(&self) -> PathBuf {
-        self.database
-            .clone()
-            .unwrap_or_else(|| self.home.join("testarena.db"))
+    /// The database `database` names (validated by [`Config::validate`]).
+    pub fn database_location(&self) -> Result<crate::db::Location, ConfigError> {
+        let default = || {
+            self.home
+                .join("testarena.db")
+                .to_string_lossy()
+                .into_owned()
+        };
+        let value = self.database.clone().unwrap_or_else(default);
+        crate::db::Location::parse(&value, self.database_pool.password_env.as_deref())
+            .map_err(|e| ConfigError::invalid("database", e.to_string()))
+    }
+
+    /// The pool options of a process that needs `default_size` connections
+    /// unless `database_pool.max_size` says otherwise.
+    pub fn pool_options(&self, default_size: u32) -> crate::db::PoolOptions {
+        crate::db::PoolOptions {
+            max_size: self.database_pool.max_size.unwrap_or(default_size),
+            connect_timeout: std::time::Duration::from_secs(self.database_pool.connect_timeout_s),
+        }
     }
 
     /// This worker's id.
@@ -431,10 +482,21 @@ impl Config {
         if self.home.as_os_str().is_empty() || !self.home.is_absolute() {
             return Err(ConfigError::invalid("home", "must be an absolute path"));
         }
-        if let Some(db) = &self.database
-            && db.as_os_str().is_empty()
-        {
+        if self.database.as_deref() == Some("") {
             return Err(ConfigError::invalid("database", "must not be empty"));
+        }
+        self.database_location()?;
+        if self.database_pool.max_size == Some(0) {
+            return Err(ConfigError::invalid(
+                "database_pool.max_size",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=300).contains(&self.database_pool.connect_timeout_s) {
+            return Err(ConfigError::invalid(
+                "database_pool.connect_timeout_s",
+                "must be between 1 and 300",
+            ));
         }
         if !self.targets.contains_key(&self.default_target) {
             return Err(ConfigError::invalid(
@@ -557,7 +619,12 @@ impl Config {
 
     /// The effective config as TOML, for `check-config`.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        // The database URL as every log shows it: a password as `***`.
+        let mut shown = self.clone();
+        if let Ok(location) = self.database_location() {
+            shown.database = Some(location.to_string());
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
 

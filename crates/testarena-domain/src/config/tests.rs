@@ -1,4 +1,5 @@
 use super::*;
+use crate::db::Location;
 
 fn parsed(text: &str) -> Result<Config, ConfigError> {
     let mut config = Config::parse(text, Path::new("test.toml"))?;
@@ -10,7 +11,10 @@ fn parsed(text: &str) -> Result<Config, ConfigError> {
 fn an_empty_file_means_all_defaults() {
     let c = parsed("").unwrap();
     assert_eq!(c.home, Path::new("/testarena"));
-    assert_eq!(c.database_path(), Path::new("/testarena/testarena.db"));
+    assert_eq!(
+        c.database_location().unwrap(),
+        Location::Sqlite("/testarena/testarena.db".into())
+    );
     assert_eq!(c.default_target, "esp32");
     assert_eq!(c.server.listen, "127.0.0.1:8080");
     assert_eq!(c.server.max_body_bytes, 1_048_576);
@@ -61,7 +65,10 @@ fn a_full_file_parses() {
         "#,
     )
     .unwrap();
-    assert_eq!(c.database_path(), Path::new("/srv/ta/testarena.db"));
+    assert_eq!(
+        c.database_location().unwrap(),
+        Location::Sqlite("/srv/ta/testarena.db".into())
+    );
     assert_eq!(c.worker_id(), "host-1");
     assert_eq!(c.repo(None).map(|r| r.name.as_str()), Some("firmware"));
     assert_eq!(
@@ -154,7 +161,10 @@ fn environment_overrides_the_file() {
     });
     c.finish().unwrap();
     assert_eq!(c.home, Path::new("/b"));
-    assert_eq!(c.database_path(), Path::new("/b/testarena.db"));
+    assert_eq!(
+        c.database_location().unwrap(),
+        Location::Sqlite("/b/testarena.db".into())
+    );
     assert_eq!(c.server.listen, "127.0.0.1:2");
     let mut c = Config::default();
     c.apply(&EnvOverrides {
@@ -162,7 +172,10 @@ fn environment_overrides_the_file() {
         ..Default::default()
     });
     c.finish().unwrap();
-    assert_eq!(c.database_path(), Path::new("/data/x.db"));
+    assert_eq!(
+        c.database_location().unwrap(),
+        Location::Sqlite("/data/x.db".into())
+    );
 }
 
 #[test]
@@ -250,4 +263,41 @@ fn the_effective_config_round_trips() {
     let c = parsed("[worker]\nid = \"w1\"").unwrap();
     let again = parsed(&c.to_toml()).unwrap();
     assert_eq!(c, again);
+}
+
+#[test]
+fn a_postgres_url_selects_postgresql_and_its_password_is_never_printed() {
+    let c = parsed(
+        "database = \"postgres://ta:hunter2@db.lab:5432/farm\"\n\
+         [database_pool]\nmax_size = 4\nconnect_timeout_s = 2\n",
+    )
+    .unwrap();
+    let location = c.database_location().unwrap();
+    assert!(location.is_postgres());
+    assert_eq!(location.to_string(), "postgres://ta:***@db.lab:5432/farm");
+    let options = c.pool_options(16);
+    assert_eq!(options.max_size, 4);
+    assert_eq!(options.connect_timeout, std::time::Duration::from_secs(2));
+    let shown = c.to_toml();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("postgres://ta:***@db.lab:5432/farm"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn bad_database_settings_name_their_key() {
+    let err = parsed("database = \"postgres://ta:pw@[::1/x\"").unwrap_err();
+    assert!(err.to_string().contains("database"), "{err}");
+    assert!(!err.to_string().contains("pw@"), "{err}");
+    let err = parsed("[database_pool]\nmax_size = 0").unwrap_err();
+    assert!(err.to_string().contains("database_pool.max_size"), "{err}");
+    let err = parsed("[database_pool]\nconnect_timeout_s = 0").unwrap_err();
+    assert!(
+        err.to_string().contains("database_pool.connect_timeout_s"),
+        "{err}"
+    );
+    let err = parsed("[database_pool]\nsize = 3").unwrap_err();
+    assert!(err.to_string().contains("size"), "{err}");
 }

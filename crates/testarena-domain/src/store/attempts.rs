@@ -14,9 +14,9 @@
 
 use std::time::Duration;
 
+use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::queues::{detail_of, finish_queue_in, require_queue};
 use super::{StoreResult, now};
@@ -60,19 +60,19 @@ impl EndOutcome {
 /// and `retry_errors` allows another attempt (and no abort was asked for),
 /// finished otherwise (like [`super::finish_queue`]).
 pub fn end_queue(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &str,
     end: QueueEnd<'_>,
     retry_errors: u32,
 ) -> StoreResult<EndOutcome> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let q = require_queue(conn, id)?;
         end_in(conn, q, end, retry_errors)
     })
 }
 
 fn end_in(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     q: QueueRow,
     end: QueueEnd<'_>,
     retry_errors: u32,
@@ -100,7 +100,7 @@ pub fn retry_reason(reason: &str, next: i32, of: u32) -> String {
 }
 
 fn retry_in(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     q: QueueRow,
     end: QueueEnd<'_>,
     retry_errors: u32,
@@ -147,23 +147,25 @@ fn retry_in(
     super::boards::release(conn, &q, to)?;
     let next = q.attempt + 1;
     let of = retry_errors.min(MAX_RETRY_ERRORS) + 1;
-    Ok(diesel::update(queues::table.filter(queues::id.eq(&q.id)))
-        .set((
-            queues::status.eq(to.as_str()),
-            queues::status_reason.eq(retry_reason(end.reason, next, of)),
-            queues::attempt.eq(next),
-            queues::started_at.eq(None::<NaiveDateTime>),
-            queues::finished_at.eq(None::<NaiveDateTime>),
-            queues::worker_id.eq(None::<String>),
-            queues::pgid.eq(None::<i32>),
-            queues::ran_on.eq(None::<String>),
-        ))
-        .returning(QueueRow::as_returning())
-        .get_result(conn)?)
+    Ok(per_backend!(conn, |c| diesel::update(
+        queues::table.filter(queues::id.eq(&q.id))
+    )
+    .set((
+        queues::status.eq(to.as_str()),
+        queues::status_reason.eq(retry_reason(end.reason, next, of)),
+        queues::attempt.eq(next),
+        queues::started_at.eq(None::<NaiveDateTime>),
+        queues::finished_at.eq(None::<NaiveDateTime>),
+        queues::worker_id.eq(None::<String>),
+        queues::pgid.eq(None::<i32>),
+        queues::ran_on.eq(None::<String>),
+    ))
+    .returning(QueueRow::as_returning())
+    .get_result(c))?)
 }
 
 /// A queue's earlier attempts, oldest first.
-pub fn attempts_of(conn: &mut SqliteConnection, queue_id: &str) -> StoreResult<Vec<AttemptRow>> {
+pub fn attempts_of(conn: &mut DbConnection, queue_id: &str) -> StoreResult<Vec<AttemptRow>> {
     Ok(attempts::table
         .filter(attempts::queue_id.eq(queue_id))
         .order(attempts::attempt)
@@ -187,15 +189,16 @@ pub struct LostQueue {
 /// is not registered), or on worker `me` but was started before
 /// `me_started` (an earlier run of the same worker id).
 pub fn mark_lost(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     me: &str,
     me_started: NaiveDateTime,
     lost_after: Duration,
     retry_errors: u32,
 ) -> StoreResult<Vec<LostQueue>> {
-    let stale_before =
-        now() - chrono::Duration::from_std(lost_after).unwrap_or(chrono::Duration::MAX);
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
+        // Heartbeats are on the database's clock: so is their age.
+        let stale_before = crate::db::db_now(conn)?
+            - chrono::Duration::from_std(lost_after).unwrap_or(chrono::Duration::MAX);
         let live: Vec<String> = workers::table
             .filter(workers::last_seen.ge(stale_before))
             .select(workers::id)

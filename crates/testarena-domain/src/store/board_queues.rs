@@ -3,9 +3,9 @@
 //! checks the system user owns. Above both [`super::queues`] and
 //! [`super::boards`], which import nothing from here.
 
+use crate::db::DbConnection;
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::boards::{self, BoardRow};
 use super::queues::{create_queue_in, get_queue};
@@ -23,23 +23,23 @@ pub const HEALTH_PRIORITY: i32 = 1000;
 /// `tags` sorted) in one transaction, so that no worker sees it as a QEMU
 /// queue in between.
 pub fn create_board_queue(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     queue: &NewQueue,
     new_tasks: &[NewTask],
     board: &str,
     tags: &[String],
 ) -> StoreResult<QueueRow> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let row = create_queue_in(conn, queue, new_tasks)?;
-        Ok(
-            diesel::update(queues::table.filter(queues::seq.eq(row.seq)))
-                .set((
-                    queues::board.eq(board),
-                    queues::board_tags.eq(boards::join_tags(tags)),
-                ))
-                .returning(QueueRow::as_returning())
-                .get_result(conn)?,
+        Ok(per_backend!(conn, |c| diesel::update(
+            queues::table.filter(queues::seq.eq(row.seq))
         )
+        .set((
+            queues::board.eq(board),
+            queues::board_tags.eq(boards::join_tags(tags)),
+        ))
+        .returning(QueueRow::as_returning())
+        .get_result(c))?)
     })
 }
 
@@ -47,8 +47,8 @@ pub fn create_board_queue(
 /// else a new queue owned by the system user, pinned to the board, at
 /// [`HEALTH_PRIORITY`], running the branch's tip as of its claim. A board
 /// without a health check is a [`StoreError::Conflict`].
-pub fn request_health_check(conn: &mut SqliteConnection, board_id: &str) -> StoreResult<QueueRow> {
-    conn.immediate_transaction(|conn| {
+pub fn request_health_check(conn: &mut DbConnection, board_id: &str) -> StoreResult<QueueRow> {
+    crate::db::write(conn, |conn| {
         let b: BoardRow = boards::get_board(conn, board_id)?
             .ok_or_else(|| StoreError::not_found("board", board_id))?;
         if let Some(pending) = &b.health_queue
@@ -88,10 +88,12 @@ pub fn request_health_check(conn: &mut SqliteConnection, board_id: &str) -> Stor
             only: None,
         }];
         let row = create_queue_in(conn, &new, &tasks)?;
-        let row = diesel::update(queues::table.filter(queues::seq.eq(row.seq)))
-            .set(queues::board.eq(board_id))
-            .returning(QueueRow::as_returning())
-            .get_result(conn)?;
+        let row = per_backend!(conn, |c| diesel::update(
+            queues::table.filter(queues::seq.eq(row.seq))
+        )
+        .set(queues::board.eq(board_id))
+        .returning(QueueRow::as_returning())
+        .get_result(c))?;
         boards::set_health_queue(conn, board_id, &id)?;
         debug_assert_eq!(row.status(), Status::Waiting);
         Ok(row)

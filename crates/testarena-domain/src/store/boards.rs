@@ -6,9 +6,9 @@
 //! that records it. This module reads the `queues` table but imports no
 //! other store module.
 
+use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::{StoreError, StoreResult, now};
 use crate::models::QueueRow;
@@ -19,7 +19,7 @@ use testarena_wire::boards::{BoardHealth, BoardStatus};
 
 /// A board's row.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = boards, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = boards, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct BoardRow {
     pub id: String,
     pub worker_id: String,
@@ -127,13 +127,13 @@ pub struct BoardRegistration {
 /// `live_after`) is a [`StoreError::Conflict`] naming both workers, and
 /// nothing is written.
 pub fn register_boards(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     worker_id: &str,
     regs: &[BoardRegistration],
     live_after: NaiveDateTime,
 ) -> StoreResult<Vec<BoardRow>> {
-    conn.immediate_transaction(|conn| {
-        let at = now();
+    crate::db::write(conn, |conn| {
+        let at = crate::db::db_now(conn)?;
         let mut rows = Vec::new();
         for reg in regs {
             let old: Option<BoardRow> = boards::table
@@ -167,7 +167,7 @@ pub fn register_boards(
                 (_, true) => "idle",
                 (_, false) => "offline",
             };
-            let row = diesel::insert_into(boards::table)
+            let row = per_backend!(conn, |c| diesel::insert_into(boards::table)
                 .values((
                     boards::id.eq(&reg.id),
                     boards::worker_id.eq(worker_id),
@@ -199,7 +199,7 @@ pub fn register_boards(
                     boards::health_every_h.eq(he),
                 ))
                 .returning(BoardRow::as_returning())
-                .get_result(conn)?;
+                .get_result(c))?;
             rows.push(row);
         }
         Ok(rows)
@@ -207,7 +207,7 @@ pub fn register_boards(
 }
 
 fn worker_alive(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     worker_id: &str,
     live_after: NaiveDateTime,
 ) -> StoreResult<bool> {
@@ -225,7 +225,7 @@ fn worker_alive(
 /// `(priority, seq)` of the first waiting QEMU queue). Returns the queue's
 /// `seq` and the board. Runs inside the claim's transaction.
 pub fn pick(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     worker_id: &str,
     offered: &[String],
     qemu_head: Option<(i32, i32)>,
@@ -304,7 +304,7 @@ fn matches_requirement(b: &BoardRow, q: &QueueRow) -> bool {
 }
 
 /// Leases `board_id` to `queue_id` (inside the claim's transaction).
-pub fn lease(conn: &mut SqliteConnection, board_id: &str, queue_id: &str) -> StoreResult<()> {
+pub fn lease(conn: &mut DbConnection, board_id: &str, queue_id: &str) -> StoreResult<()> {
     let n = diesel::update(boards::table.find(board_id))
         .filter(boards::queue_id.is_null())
         .set((
@@ -325,7 +325,7 @@ pub fn lease(conn: &mut SqliteConnection, board_id: &str, queue_id: &str) -> Sto
 /// (`status`: how it ended, or `waiting` for a retry). A health check's end
 /// sets the board's health: passed is `good`, failed or error is `bad`
 /// (status `bad`, out of scheduling); an aborted one changes nothing.
-pub fn release(conn: &mut SqliteConnection, q: &QueueRow, status: Status) -> StoreResult<()> {
+pub fn release(conn: &mut DbConnection, q: &QueueRow, status: Status) -> StoreResult<()> {
     let Some(board): Option<BoardRow> = boards::table
         .filter(boards::queue_id.eq(&q.id))
         .select(BoardRow::as_select())
@@ -378,11 +378,7 @@ pub fn release(conn: &mut SqliteConnection, q: &QueueRow, status: Status) -> Sto
 }
 
 /// A health check that ended (any way) is no longer pending.
-fn clear_pending_check(
-    conn: &mut SqliteConnection,
-    q: &QueueRow,
-    status: Status,
-) -> StoreResult<()> {
+fn clear_pending_check(conn: &mut DbConnection, q: &QueueRow, status: Status) -> StoreResult<()> {
     if status.is_final() {
         diesel::update(boards::table.filter(boards::health_queue.eq(&q.id)))
             .set(boards::health_queue.eq(None::<String>))
@@ -394,7 +390,7 @@ fn clear_pending_check(
 /// A queue lost with its worker: the board it held (released already by
 /// the end of the queue) gets health `unknown`, so a health check runs
 /// before the next user queue on it.
-pub fn lost(conn: &mut SqliteConnection, q: &QueueRow) -> StoreResult<()> {
+pub fn lost(conn: &mut DbConnection, q: &QueueRow) -> StoreResult<()> {
     let Some(board) = q.ran_on.as_deref().filter(|r| *r != "qemu") else {
         return Ok(());
     };
@@ -406,8 +402,8 @@ pub fn lost(conn: &mut SqliteConnection, q: &QueueRow) -> StoreResult<()> {
 
 /// Records a successful flash; a board without a health check goes from
 /// `unknown` to `good` on its first.
-pub fn record_flash(conn: &mut SqliteConnection, board_id: &str) -> StoreResult<()> {
-    conn.immediate_transaction(|conn| {
+pub fn record_flash(conn: &mut DbConnection, board_id: &str) -> StoreResult<()> {
+    crate::db::write(conn, |conn| {
         let b = require_board(conn, board_id)?;
         let health = if b.health() == BoardHealth::Unknown && !b.has_health_check() {
             BoardHealth::Good
@@ -426,7 +422,7 @@ pub fn record_flash(conn: &mut SqliteConnection, board_id: &str) -> StoreResult<
 
 /// Records a board fault: counted, and its health becomes `unknown` until
 /// a health check says otherwise.
-pub fn record_fault(conn: &mut SqliteConnection, board_id: &str) -> StoreResult<()> {
+pub fn record_fault(conn: &mut DbConnection, board_id: &str) -> StoreResult<()> {
     diesel::update(boards::table.find(board_id))
         .set((
             boards::faults.eq(boards::faults + 1),
@@ -440,7 +436,7 @@ pub fn record_fault(conn: &mut SqliteConnection, board_id: &str) -> StoreResult<
 /// alive, of its target with its tags (and its id, if `q` names one), not
 /// `bad` and not in maintenance. A board fault is retried only then.
 pub fn another_board_for(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     q: &QueueRow,
     except: &str,
     live_after: NaiveDateTime,
@@ -463,12 +459,12 @@ pub fn another_board_for(
     Ok(false)
 }
 
-fn require_board(conn: &mut SqliteConnection, id: &str) -> StoreResult<BoardRow> {
+fn require_board(conn: &mut DbConnection, id: &str) -> StoreResult<BoardRow> {
     get_board(conn, id)?.ok_or_else(|| StoreError::not_found("board", id))
 }
 
 /// One board.
-pub fn get_board(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<BoardRow>> {
+pub fn get_board(conn: &mut DbConnection, id: &str) -> StoreResult<Option<BoardRow>> {
     Ok(boards::table
         .find(id)
         .select(BoardRow::as_select())
@@ -478,7 +474,7 @@ pub fn get_board(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<Bo
 
 /// Every board by id, each with whether its worker is alive.
 pub fn list_boards(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     live_after: NaiveDateTime,
 ) -> StoreResult<Vec<(BoardRow, bool)>> {
     super::snapshot(conn, |conn| {
@@ -501,11 +497,7 @@ pub fn list_boards(
 }
 
 /// The last `limit` queues that ran on a board, newest first.
-pub fn board_queues(
-    conn: &mut SqliteConnection,
-    id: &str,
-    limit: i64,
-) -> StoreResult<Vec<QueueRow>> {
+pub fn board_queues(conn: &mut DbConnection, id: &str, limit: i64) -> StoreResult<Vec<QueueRow>> {
     Ok(queues::table
         .filter(queues::ran_on.eq(id))
         .order(queues::seq.desc())
@@ -516,12 +508,12 @@ pub fn board_queues(
 
 /// An admin's change: maintenance on or off, the note.
 pub fn update_board(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &str,
     maintenance: Option<bool>,
     note: Option<&str>,
 ) -> StoreResult<BoardRow> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         require_board(conn, id)?;
         if let Some(m) = maintenance {
             diesel::update(boards::table.find(id))
@@ -540,7 +532,7 @@ pub fn update_board(
 /// Boards of `worker_id` whose health check is due: health `unknown`, or
 /// the last check older than `every_h` hours; none while one is pending,
 /// in maintenance, or offline.
-pub fn due_health_checks(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<Vec<String>> {
+pub fn due_health_checks(conn: &mut DbConnection, worker_id: &str) -> StoreResult<Vec<String>> {
     let at = now();
     let rows: Vec<BoardRow> = boards::table
         .filter(boards::worker_id.eq(worker_id))
@@ -565,7 +557,7 @@ pub fn due_health_checks(conn: &mut SqliteConnection, worker_id: &str) -> StoreR
 
 /// Marks `queue_id` as `board_id`'s pending health check.
 pub fn set_health_queue(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     board_id: &str,
     queue_id: &str,
 ) -> StoreResult<()> {
@@ -578,7 +570,7 @@ pub fn set_health_queue(
 /// Whether some registered board could ever run a queue of `target` asking
 /// for `board` (`any` or an id) with `tags`; `Err` says why not, in words.
 pub fn can_ever_run(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     target: &str,
     board: &str,
     tags: &[String],
@@ -629,7 +621,7 @@ pub fn can_ever_run(
 /// What a waiting board queue waits for, in words: `a board with tags
 /// wifi: 2 busy, 1 bad`, `board devkit-01: busy`.
 pub fn waiting_for(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     q: &QueueRow,
     live_after: NaiveDateTime,
 ) -> StoreResult<Option<String>> {
@@ -681,7 +673,7 @@ pub type BoardMetrics = (Vec<(BoardStatus, i64)>, i64, i64);
 
 /// Boards by shown status, total flashes and total faults, for metrics.
 pub fn board_metrics(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     live_after: NaiveDateTime,
 ) -> StoreResult<BoardMetrics> {
     let boards = list_boards(conn, live_after)?;

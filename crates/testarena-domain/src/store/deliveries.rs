@@ -17,10 +17,10 @@
 //!   try moves past the send's timeout), so a crash mid-send only delays
 //!   it; [`record_attempt`] stores the answer and what comes next.
 
+use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::queues::create_queue_in;
 use super::{StoreError, StoreResult, conflict_on_unique, now};
@@ -29,7 +29,7 @@ use crate::schema::{deliveries, delivery_events, hook_deliveries, queues};
 
 /// A hook received and what came of it.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
-#[diesel(table_name = hook_deliveries, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = hook_deliveries, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct HookRow {
     pub id: i32,
     pub repo: String,
@@ -72,7 +72,7 @@ pub struct NewHook {
 
 /// A commit status or notification to send, or being sent.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
-#[diesel(table_name = deliveries, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = deliveries, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct DeliveryRow {
     pub id: i32,
     /// `status` or `notify`.
@@ -113,7 +113,7 @@ pub struct NewDelivery {
 
 /// A status change (or a bad board) not yet turned into deliveries.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
-#[diesel(table_name = delivery_events, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = delivery_events, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct EventRow {
     pub id: i32,
     /// `queue.status` or `board.bad`.
@@ -138,7 +138,7 @@ pub struct DeliveryAttempt {
 
 /// The hook of `repo` with this delivery id, if one was recorded.
 pub fn find_hook(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     repo: &str,
     delivery_id: &str,
 ) -> StoreResult<Option<HookRow>> {
@@ -156,31 +156,33 @@ pub fn find_hook(
 /// id recorded already is a [`StoreError::Conflict`] and nothing is stored;
 /// so is a queue or task id that is taken.
 pub fn record_hook(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     hook: &NewHook,
     made: &[(NewQueue, Vec<NewTask>)],
     triggered_by: Option<&str>,
     to_send: &[NewDelivery],
 ) -> StoreResult<(HookRow, Vec<QueueRow>)> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let ids: Vec<&str> = made.iter().map(|(q, _)| q.id.as_str()).collect();
         let queues_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-        let row = diesel::insert_into(hook_deliveries::table)
+        let row = per_backend!(conn, |c| diesel::insert_into(hook_deliveries::table)
             .values((hook, hook_deliveries::queues.eq(&queues_json)))
             .returning(HookRow::as_returning())
-            .get_result(conn)
-            .map_err(|e| {
-                conflict_on_unique(e, || {
-                    format!("delivery {:?} was received already", hook.delivery_id)
-                })
-            })?;
+            .get_result(c))
+        .map_err(|e| {
+            conflict_on_unique(e, || {
+                format!("delivery {:?} was received already", hook.delivery_id)
+            })
+        })?;
         let mut rows = Vec::with_capacity(made.len());
         for (queue, tasks) in made {
             create_queue_in(conn, queue, tasks)?;
-            let q = diesel::update(queues::table.filter(queues::id.eq(&queue.id)))
-                .set(queues::triggered_by.eq(triggered_by))
-                .returning(QueueRow::as_returning())
-                .get_result(conn)?;
+            let q = per_backend!(conn, |c| diesel::update(
+                queues::table.filter(queues::id.eq(&queue.id))
+            )
+            .set(queues::triggered_by.eq(triggered_by))
+            .returning(QueueRow::as_returning())
+            .get_result(c))?;
             rows.push(q);
         }
         insert_in(conn, to_send, Some(row.id))?;
@@ -189,11 +191,7 @@ pub fn record_hook(
 }
 
 /// The hooks of `repo`, newest first, at most `limit`.
-pub fn list_hooks(
-    conn: &mut SqliteConnection,
-    repo: &str,
-    limit: i64,
-) -> StoreResult<Vec<HookRow>> {
+pub fn list_hooks(conn: &mut DbConnection, repo: &str, limit: i64) -> StoreResult<Vec<HookRow>> {
     Ok(hook_deliveries::table
         .filter(hook_deliveries::repo.eq(repo))
         .order(hook_deliveries::id.desc())
@@ -203,7 +201,7 @@ pub fn list_hooks(
 }
 
 fn insert_in(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     items: &[NewDelivery],
     hook_id: Option<i32>,
 ) -> StoreResult<()> {
@@ -248,12 +246,12 @@ fn insert_in(
 }
 
 /// Stores deliveries that no event or hook made (a test's, a tool's).
-pub fn insert_deliveries(conn: &mut SqliteConnection, items: &[NewDelivery]) -> StoreResult<()> {
-    conn.immediate_transaction(|conn| insert_in(conn, items, None))
+pub fn insert_deliveries(conn: &mut DbConnection, items: &[NewDelivery]) -> StoreResult<()> {
+    crate::db::write(conn, |conn| insert_in(conn, items, None))
 }
 
 /// The oldest events not yet expanded, at most `limit`.
-pub fn pending_events(conn: &mut SqliteConnection, limit: i64) -> StoreResult<Vec<EventRow>> {
+pub fn pending_events(conn: &mut DbConnection, limit: i64) -> StoreResult<Vec<EventRow>> {
     Ok(delivery_events::table
         .order(delivery_events::id)
         .limit(limit)
@@ -264,11 +262,11 @@ pub fn pending_events(conn: &mut SqliteConnection, limit: i64) -> StoreResult<Ve
 /// Stores the deliveries an event calls for and removes the event, in one
 /// transaction. An event removed meanwhile (another app) stores nothing.
 pub fn expand_event(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     event_id: i32,
     items: &[NewDelivery],
 ) -> StoreResult<bool> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let gone = diesel::delete(delivery_events::table.find(event_id)).execute(conn)?;
         if gone == 0 {
             return Ok(false);
@@ -280,11 +278,7 @@ pub fn expand_event(
 
 /// Records that board `board_id` went bad (its health check failed), for
 /// the `board.bad` notifications.
-pub fn note_board_bad(
-    conn: &mut SqliteConnection,
-    board_id: &str,
-    reason: &str,
-) -> StoreResult<()> {
+pub fn note_board_bad(conn: &mut DbConnection, board_id: &str, reason: &str) -> StoreResult<()> {
     diesel::insert_into(delivery_events::table)
         .values((
             delivery_events::event.eq("board.bad"),
@@ -298,7 +292,7 @@ pub fn note_board_bad(
 
 /// Deliveries waiting whose next try is due by `at`, oldest first.
 pub fn due_deliveries(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     at: NaiveDateTime,
     limit: i64,
 ) -> StoreResult<Vec<DeliveryRow>> {
@@ -312,7 +306,7 @@ pub fn due_deliveries(
 }
 
 /// When the next delivery is due, if any waits.
-pub fn next_due(conn: &mut SqliteConnection) -> StoreResult<Option<NaiveDateTime>> {
+pub fn next_due(conn: &mut DbConnection) -> StoreResult<Option<NaiveDateTime>> {
     Ok(deliveries::table
         .filter(deliveries::state.eq("pending"))
         .select(diesel::dsl::min(deliveries::next_try_at))
@@ -323,12 +317,12 @@ pub fn next_due(conn: &mut SqliteConnection) -> StoreResult<Option<NaiveDateTime
 /// the send's timeout), so no one else sends it meanwhile and a crash only
 /// delays it. `None` when it is no longer waiting or not due.
 pub fn lease_delivery(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: i32,
     until: NaiveDateTime,
 ) -> StoreResult<Option<DeliveryRow>> {
     let at = now();
-    Ok(diesel::update(
+    Ok(per_backend!(conn, |c| diesel::update(
         deliveries::table
             .filter(deliveries::id.eq(id))
             .filter(deliveries::state.eq("pending"))
@@ -336,18 +330,18 @@ pub fn lease_delivery(
     )
     .set(deliveries::next_try_at.eq(until))
     .returning(DeliveryRow::as_returning())
-    .get_result(conn)
+    .get_result(c))
     .optional()?)
 }
 
 /// Stores one try's answer and what comes next. A delivery superseded
 /// while it was sent keeps that state, with the answer.
 pub fn record_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: i32,
     a: &DeliveryAttempt,
 ) -> StoreResult<DeliveryRow> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let row: DeliveryRow = deliveries::table
             .find(id)
             .select(DeliveryRow::as_select())
@@ -359,26 +353,25 @@ pub fn record_attempt(
         } else {
             row.state.as_str()
         };
-        Ok(diesel::update(deliveries::table.find(id))
-            .set((
-                deliveries::state.eq(state),
-                deliveries::attempts.eq(row.attempts + 1),
-                deliveries::last_code.eq(a.code),
-                deliveries::last_answer.eq(&a.answer),
-                deliveries::last_error.eq(&a.error),
-                deliveries::next_try_at.eq(a.next_try_at),
-                deliveries::updated_at.eq(now()),
-            ))
-            .returning(DeliveryRow::as_returning())
-            .get_result(conn)?)
+        Ok(per_backend!(conn, |c| diesel::update(
+            deliveries::table.find(id)
+        )
+        .set((
+            deliveries::state.eq(state),
+            deliveries::attempts.eq(row.attempts + 1),
+            deliveries::last_code.eq(a.code),
+            deliveries::last_answer.eq(&a.answer),
+            deliveries::last_error.eq(&a.error),
+            deliveries::next_try_at.eq(a.next_try_at),
+            deliveries::updated_at.eq(now()),
+        ))
+        .returning(DeliveryRow::as_returning())
+        .get_result(c))?)
     })
 }
 
 /// The deliveries of a queue, oldest first.
-pub fn queue_deliveries(
-    conn: &mut SqliteConnection,
-    queue_id: &str,
-) -> StoreResult<Vec<DeliveryRow>> {
+pub fn queue_deliveries(conn: &mut DbConnection, queue_id: &str) -> StoreResult<Vec<DeliveryRow>> {
     Ok(deliveries::table
         .filter(deliveries::queue_id.eq(queue_id))
         .order(deliveries::id)
@@ -387,7 +380,7 @@ pub fn queue_deliveries(
 }
 
 /// The deliveries a hook made itself (an `error` status), oldest first.
-pub fn hook_sent(conn: &mut SqliteConnection, hook_id: i32) -> StoreResult<Vec<DeliveryRow>> {
+pub fn hook_sent(conn: &mut DbConnection, hook_id: i32) -> StoreResult<Vec<DeliveryRow>> {
     Ok(deliveries::table
         .filter(deliveries::hook_id.eq(hook_id))
         .order(deliveries::id)
@@ -396,7 +389,7 @@ pub fn hook_sent(conn: &mut SqliteConnection, hook_id: i32) -> StoreResult<Vec<D
 }
 
 /// Deliveries by kind and state, for metrics.
-pub fn delivery_counts(conn: &mut SqliteConnection) -> StoreResult<Vec<(String, String, i64)>> {
+pub fn delivery_counts(conn: &mut DbConnection) -> StoreResult<Vec<(String, String, i64)>> {
     Ok(deliveries::table
         .group_by((deliveries::kind, deliveries::state))
         .select((deliveries::kind, deliveries::state, count_star()))
@@ -413,7 +406,7 @@ mod tests {
     fn db() -> (tempfile::TempDir, crate::db::DbPool) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let pool =
-            crate::db::open_migrated(&dir.path().join("t.db"), 2).unwrap_or_else(|e| panic!("{e}"));
+            crate::db::open_sqlite(&dir.path().join("t.db"), 2).unwrap_or_else(|e| panic!("{e}"));
         (dir, pool)
     }
 

@@ -21,9 +21,9 @@ pub use seed::{HistorySeed, seed_history};
 
 use std::collections::HashMap;
 
+use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::{StoreResult, now};
 use crate::api::{Queue, TestRun};
@@ -72,10 +72,7 @@ type RunRow = (
 /// A test's runs, newest first (in the order they were recorded: the
 /// cursor is the run's id, so runs recorded while a client pages are
 /// neither skipped nor repeated).
-pub fn test_history(
-    conn: &mut SqliteConnection,
-    filter: &HistoryFilter,
-) -> StoreResult<HistoryPage> {
+pub fn test_history(conn: &mut DbConnection, filter: &HistoryFilter) -> StoreResult<HistoryPage> {
     let limit = filter.limit.clamp(1, MAX_HISTORY_PAGE);
     let mut query = test_cases::table
         .inner_join(tasks::table)
@@ -162,7 +159,7 @@ pub struct CaseFacts {
 /// baseline through the series index; the flaky state of its tests from
 /// their series).
 pub fn case_facts(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     detail: &QueueDetail,
 ) -> StoreResult<HashMap<(String, String), CaseFacts>> {
     #[derive(QueryableByName)]
@@ -183,19 +180,25 @@ pub fn case_facts(
     if detail.tasks.iter().all(|(_, cases)| cases.is_empty()) {
         return Ok(HashMap::new());
     }
-    let rows: Vec<Row> = diesel::sql_query(
+    // The one difference between the backends: how a list is joined.
+    let join = if conn.is_postgres() {
+        "string_agg(d::text, ',')"
+    } else {
+        "group_concat(d, ',')"
+    };
+    let rows: Vec<Row> = diesel::sql_query(format!(
         "SELECT c.task_id, c.name, coalesce(c.scenario, '') AS scenario, c.status, \
            (SELECT p.status FROM test_cases p \
              WHERE p.repo = c.repo AND p.scenario = c.scenario AND p.name = c.name \
                AND p.branch = c.branch AND p.target = c.target AND p.id < c.id \
                AND p.status != 'skipped' ORDER BY p.id DESC LIMIT 1) AS prev, \
-           (SELECT group_concat(d, ',') FROM (SELECT p.duration_ms AS d FROM test_cases p \
+           (SELECT {join} FROM (SELECT p.duration_ms AS d FROM test_cases p \
              WHERE p.repo = c.repo AND p.scenario = c.scenario AND p.name = c.name \
                AND p.branch = c.branch AND p.target = c.target AND p.id < c.id \
                AND p.status = 'passed' AND p.duration_ms IS NOT NULL \
-             ORDER BY p.id DESC LIMIT 20)) AS base \
-         FROM test_cases c JOIN tasks t ON t.id = c.task_id WHERE t.queue_id = ?",
-    )
+             ORDER BY p.id DESC LIMIT 20) AS recent) AS base \
+         FROM test_cases c JOIN tasks t ON t.id = c.task_id WHERE t.queue_id = $1",
+    ))
     .bind::<diesel::sql_types::Text, _>(&detail.queue.id)
     .load(conn)?;
     let scenarios: Vec<&str> = detail
@@ -227,7 +230,7 @@ pub fn case_facts(
 /// Whether each test of these scenarios of `repo` is flaky now, by
 /// (scenario, name), from its series (every branch and target).
 fn flaky_tests(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     repo: &str,
     scenarios: &[&str],
 ) -> StoreResult<HashMap<(String, String), bool>> {
@@ -266,7 +269,7 @@ pub fn annotate(queue: &mut Queue, facts: &HashMap<(String, String), CaseFacts>)
 /// The queue a comparison takes by default: the newest earlier queue of the
 /// same repository, branch and target that ran to a verdict (passed,
 /// failed or error; an aborted one is not a base).
-pub fn compare_base(conn: &mut SqliteConnection, queue: &QueueRow) -> StoreResult<Option<String>> {
+pub fn compare_base(conn: &mut DbConnection, queue: &QueueRow) -> StoreResult<Option<String>> {
     let ended = [
         Status::Passed.as_str(),
         Status::Failed.as_str(),

@@ -1,6 +1,6 @@
 //! The store: every query the app and the worker run. All SQL lives here.
 //!
-//! Functions take a `&mut SqliteConnection` (a pooled one derefs to it) and
+//! Functions take a `&mut DbConnection` (a pooled one derefs to it) and
 //! are synchronous: callers run them off the async threads. Read-then-write
 //! sequences use `immediate_transaction`, so SQLite takes the write lock up
 //! front and two writers never deadlock on an upgrade; no transaction is ever
@@ -11,6 +11,17 @@
 //! LIMIT, so every new binding expires the cached statement and each call
 //! would parse and plan it again, under SQLite's global allocator mutex.
 //! For the same reason a query of one id uses `=`, not `IN (?)`.
+
+/// Runs `$body` with `$c` bound to the backend's own connection: for the
+/// queries Diesel builds per backend only (`RETURNING`, `ON CONFLICT`).
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite($c) => $body,
+            $crate::db::DbConnection::Postgresql($c) => $body,
+        }
+    };
+}
 
 mod attempts;
 pub mod board_queues;
@@ -115,8 +126,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// only: a write inside would take the write lock late and may find the
 /// database busy.
 pub fn snapshot<T>(
-    conn: &mut diesel::sqlite::SqliteConnection,
-    f: impl FnOnce(&mut diesel::sqlite::SqliteConnection) -> StoreResult<T>,
+    conn: &mut crate::db::DbConnection,
+    f: impl FnOnce(&mut crate::db::DbConnection) -> StoreResult<T>,
 ) -> StoreResult<T> {
     use diesel::Connection as _;
     conn.transaction(f)

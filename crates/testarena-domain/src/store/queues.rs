@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
+use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::{StoreError, StoreResult, conflict_on_unique, now};
 use crate::models::{
@@ -72,24 +72,24 @@ impl Actor<'_> {
 /// Stores a queue and its tasks in one transaction. A queue or task id that
 /// exists already is a [`StoreError::Conflict`] and nothing is stored.
 pub fn create_queue(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     queue: &NewQueue,
     new_tasks: &[NewTask],
 ) -> StoreResult<QueueRow> {
-    conn.immediate_transaction(|conn| create_queue_in(conn, queue, new_tasks))
+    crate::db::write(conn, |conn| create_queue_in(conn, queue, new_tasks))
 }
 
 /// [`create_queue`] inside the caller's transaction.
 pub(super) fn create_queue_in(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     queue: &NewQueue,
     new_tasks: &[NewTask],
 ) -> StoreResult<QueueRow> {
-    let row = diesel::insert_into(queues::table)
+    let row = per_backend!(conn, |c| diesel::insert_into(queues::table)
         .values(queue)
         .returning(QueueRow::as_returning())
-        .get_result(conn)
-        .map_err(|e| conflict_on_unique(e, || format!("queue {:?} exists already", queue.id)))?;
+        .get_result(c))
+    .map_err(|e| conflict_on_unique(e, || format!("queue {:?} exists already", queue.id)))?;
     for (position, task) in (0i32..).zip(new_tasks) {
         diesel::insert_into(tasks::table)
             .values((
@@ -106,7 +106,7 @@ pub(super) fn create_queue_in(
 }
 
 /// One queue, without its tasks.
-pub fn get_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<QueueRow>> {
+pub fn get_queue(conn: &mut DbConnection, id: &str) -> StoreResult<Option<QueueRow>> {
     // By a unique key: `get_result`, not `first` (see the store's module docs).
     Ok(queues::table
         .filter(queues::id.eq(id))
@@ -115,13 +115,25 @@ pub fn get_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<Qu
         .optional()?)
 }
 
-pub(super) fn require_queue(conn: &mut SqliteConnection, id: &str) -> StoreResult<QueueRow> {
-    get_queue(conn, id)?.ok_or_else(|| StoreError::not_found("queue", id))
+/// The queue, for a change: on PostgreSQL its row is locked until the
+/// transaction ends, so a claim (which skips locked rows) and this change
+/// never both act on what they read.
+pub(super) fn require_queue(conn: &mut DbConnection, id: &str) -> StoreResult<QueueRow> {
+    let row = match conn {
+        DbConnection::Sqlite(_) => get_queue(conn, id)?,
+        DbConnection::Postgresql(c) => queues::table
+            .filter(queues::id.eq(id))
+            .select(QueueRow::as_select())
+            .for_update()
+            .get_result(c)
+            .optional()?,
+    };
+    row.ok_or_else(|| StoreError::not_found("queue", id))
 }
 
 /// One queue with its tasks and their test cases, in order, as of one
 /// moment (a queue deleted meanwhile is not returned without its tasks).
-pub fn queue_detail(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<QueueDetail>> {
+pub fn queue_detail(conn: &mut DbConnection, id: &str) -> StoreResult<Option<QueueDetail>> {
     super::snapshot(conn, |conn| {
         get_queue(conn, id)?
             .map(|queue| detail_of(conn, queue))
@@ -131,7 +143,7 @@ pub fn queue_detail(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option
 
 /// A queue's status alone (what the log routes need), `None` when there is
 /// no such queue.
-pub fn queue_status(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<Status>> {
+pub fn queue_status(conn: &mut DbConnection, id: &str) -> StoreResult<Option<Status>> {
     let status: Option<String> = queues::table
         .filter(queues::id.eq(id))
         .select(queues::status)
@@ -141,7 +153,7 @@ pub fn queue_status(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option
 }
 
 /// The tasks and test cases of a queue already read, in order.
-pub(super) fn detail_of(conn: &mut SqliteConnection, queue: QueueRow) -> StoreResult<QueueDetail> {
+pub(super) fn detail_of(conn: &mut DbConnection, queue: QueueRow) -> StoreResult<QueueDetail> {
     let task_rows = tasks_of(conn, &[queue.id.as_str()])?;
     let ids: Vec<&str> = task_rows.iter().map(|t| t.id.as_str()).collect();
     let mut cases = cases_by_task(conn, &ids)?;
@@ -165,7 +177,7 @@ pub(super) fn detail_of(conn: &mut SqliteConnection, queue: QueueRow) -> StoreRe
 }
 
 /// The tasks of these queues, by queue then position.
-pub fn tasks_of(conn: &mut SqliteConnection, queue_ids: &[&str]) -> StoreResult<Vec<TaskRow>> {
+pub fn tasks_of(conn: &mut DbConnection, queue_ids: &[&str]) -> StoreResult<Vec<TaskRow>> {
     // One queue is the common case (a queue's page, a run): `=` keeps the
     // statement in the cache, which `IN (?, ...)` of any length cannot.
     if let [queue_id] = queue_ids {
@@ -183,7 +195,7 @@ pub fn tasks_of(conn: &mut SqliteConnection, queue_ids: &[&str]) -> StoreResult<
 }
 
 fn cases_by_task(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     task_ids: &[&str],
 ) -> StoreResult<HashMap<String, Vec<TestCaseRow>>> {
     let rows = if let [task_id] = task_ids {
@@ -208,7 +220,7 @@ fn cases_by_task(
 
 /// One task with its test cases.
 pub fn get_task(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &str,
 ) -> StoreResult<Option<(TaskRow, Vec<TestCaseRow>)>> {
     super::snapshot(conn, |conn| {
@@ -227,7 +239,7 @@ pub fn get_task(
 
 /// A page of queues, newest first. Pages follow `seq`, which only grows, so
 /// queues created while a client pages are neither skipped nor repeated.
-pub fn list_queues(conn: &mut SqliteConnection, filter: &QueueFilter) -> StoreResult<QueuePage> {
+pub fn list_queues(conn: &mut DbConnection, filter: &QueueFilter) -> StoreResult<QueuePage> {
     let limit = filter.limit.clamp(1, MAX_PAGE);
     let mut query = queues::table.select(QueueRow::as_select()).into_boxed();
     if let Some(status) = filter.status {
@@ -257,7 +269,7 @@ pub fn list_queues(conn: &mut SqliteConnection, filter: &QueueFilter) -> StoreRe
 
 /// A waiting queue's place in line (1 = next to run), `None` otherwise (a
 /// queue that is not waiting, or no longer exists).
-pub fn queue_position(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<i64>> {
+pub fn queue_position(conn: &mut DbConnection, id: &str) -> StoreResult<Option<i64>> {
     let Some(q) = get_queue(conn, id)? else {
         return Ok(None);
     };
@@ -278,10 +290,7 @@ pub fn queue_position(conn: &mut SqliteConnection, id: &str) -> StoreResult<Opti
 
 /// The places in line of these queues (1 = next to run), in one query
 /// however many there are; queues that are not waiting are left out.
-pub fn queue_positions(
-    conn: &mut SqliteConnection,
-    ids: &[&str],
-) -> StoreResult<HashMap<String, i64>> {
+pub fn queue_positions(conn: &mut DbConnection, ids: &[&str]) -> StoreResult<HashMap<String, i64>> {
     #[derive(QueryableByName)]
     struct Place {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -296,12 +305,13 @@ pub fn queue_positions(
     let mut query = diesel::sql_query(
         "SELECT id, position FROM (SELECT id, ROW_NUMBER() OVER \
          (ORDER BY priority DESC, seq ASC) AS position FROM queues WHERE status = 'waiting') \
-         WHERE id IN (",
+         AS waiting WHERE id IN (",
     )
     .into_boxed();
     for (i, id) in ids.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
         query = query
-            .sql(if i == 0 { "?" } else { ", ?" })
+            .sql(format!("{sep}${}", i + 1))
             .bind::<diesel::sql_types::Text, _>(*id);
     }
     let places: Vec<Place> = query.sql(")").load(conn)?;
@@ -309,7 +319,7 @@ pub fn queue_positions(
 }
 
 /// Queues by status, for metrics.
-pub fn count_by_status(conn: &mut SqliteConnection) -> StoreResult<Vec<(Status, i64)>> {
+pub fn count_by_status(conn: &mut DbConnection) -> StoreResult<Vec<(Status, i64)>> {
     let rows: Vec<(String, i64)> = queues::table
         .group_by(queues::status)
         .select((queues::status, count_star()))
@@ -322,7 +332,7 @@ pub fn count_by_status(conn: &mut SqliteConnection) -> StoreResult<Vec<(Status, 
 
 /// Claims the next waiting QEMU queue for `worker_id` (a worker without
 /// boards): [`claim_with_boards`] with none.
-pub fn claim_next(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<Option<QueueRow>> {
+pub fn claim_next(conn: &mut DbConnection, worker_id: &str) -> StoreResult<Option<QueueRow>> {
     claim_with_boards(conn, worker_id, &[])
 }
 
@@ -332,14 +342,14 @@ pub fn claim_next(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<O
 /// (DESIGN section 10). Without boards it is one `UPDATE ... WHERE seq =
 /// (SELECT ...) RETURNING`, so two workers can never claim the same queue.
 pub fn claim_with_boards(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     worker_id: &str,
     boards: &[String],
 ) -> StoreResult<Option<QueueRow>> {
     if boards.is_empty() {
         return claim_qemu(conn, worker_id);
     }
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let head: Option<(i32, i32)> = queues::table
             .filter(queues::status.eq(Status::Waiting.as_str()))
             .filter(queues::board.is_null())
@@ -352,46 +362,84 @@ pub fn claim_with_boards(
             return claim_qemu(conn, worker_id);
         };
         let to = transition(Kind::Queue, Status::Waiting, Status::Running)?;
-        let row = diesel::update(queues::table.filter(queues::seq.eq(seq)))
-            .filter(queues::status.eq(Status::Waiting.as_str()))
-            .set((
-                queues::status.eq(to.as_str()),
-                queues::worker_id.eq(worker_id),
-                queues::started_at.eq(now()),
-                queues::ran_on.eq(&board),
-            ))
-            .returning(QueueRow::as_returning())
-            .get_result(conn)?;
+        let started = crate::db::db_now(conn)?;
+        let row = per_backend!(conn, |c| diesel::update(
+            queues::table.filter(queues::seq.eq(seq))
+        )
+        .filter(queues::status.eq(Status::Waiting.as_str()))
+        .set((
+            queues::status.eq(to.as_str()),
+            queues::worker_id.eq(worker_id),
+            queues::started_at.eq(started),
+            queues::ran_on.eq(&board),
+        ))
+        .returning(QueueRow::as_returning())
+        .get_result(c))?;
         super::boards::lease(conn, &board, &row.id)?;
         Ok(Some(row))
     })
 }
 
-fn claim_qemu(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<Option<QueueRow>> {
+fn claim_qemu(conn: &mut DbConnection, worker_id: &str) -> StoreResult<Option<QueueRow>> {
     let to = transition(Kind::Queue, Status::Waiting, Status::Running)?;
-    // The subquery reads the table the update writes: SQL needs it aliased.
-    let waiting = diesel::alias!(queues as waiting);
-    let next = waiting
-        .filter(waiting.field(queues::status).eq(Status::Waiting.as_str()))
-        .filter(waiting.field(queues::board).is_null())
-        .order((
-            waiting.field(queues::priority).desc(),
-            waiting.field(queues::seq).asc(),
-        ))
-        .select(waiting.field(queues::seq))
-        .limit(1);
-    Ok(diesel::update(queues::table)
-        .filter(queues::seq.eq_any(next))
-        .filter(queues::status.eq(Status::Waiting.as_str()))
-        .set((
-            queues::status.eq(to.as_str()),
-            queues::worker_id.eq(worker_id),
-            queues::started_at.eq(now()),
-            queues::ran_on.eq("qemu"),
-        ))
-        .returning(QueueRow::as_returning())
-        .get_result(conn)
-        .optional()?)
+    // The database's clock: a lost queue is one started before its worker
+    // registered again, and registration is on that clock too.
+    let started = crate::db::db_now(conn)?;
+    let claim = (
+        queues::status.eq(to.as_str()),
+        queues::worker_id.eq(worker_id),
+        queues::started_at.eq(started),
+        queues::ran_on.eq("qemu"),
+    );
+    let waiting = || {
+        queues::table
+            .filter(queues::status.eq(Status::Waiting.as_str()))
+            .filter(queues::board.is_null())
+            .order((queues::priority.desc(), queues::seq.asc()))
+            .select(queues::seq)
+            .limit(1)
+    };
+    match conn {
+        // One statement: SQLite runs one writer at a time, so two workers
+        // can never claim the same queue.
+        DbConnection::Sqlite(c) => {
+            // The subquery reads the table the update writes: SQL needs it aliased.
+            let w = diesel::alias!(queues as waiting);
+            let next = w
+                .filter(w.field(queues::status).eq(Status::Waiting.as_str()))
+                .filter(w.field(queues::board).is_null())
+                .order((w.field(queues::priority).desc(), w.field(queues::seq).asc()))
+                .select(w.field(queues::seq))
+                .limit(1);
+            Ok(diesel::update(queues::table)
+                .filter(queues::seq.eq_any(next))
+                .filter(queues::status.eq(Status::Waiting.as_str()))
+                .set(claim)
+                .returning(QueueRow::as_returning())
+                .get_result(c)
+                .optional()?)
+        }
+        // The head row locked with SKIP LOCKED: workers claiming at the
+        // same moment each take a different queue instead of waiting for
+        // one another. Any other change of a waiting queue locks its row
+        // first ([`require_queue`]), so it waits for the claim or the claim
+        // skips it.
+        DbConnection::Postgresql(c) => c.transaction(|c| {
+            let Some(seq) = waiting()
+                .for_update()
+                .skip_locked()
+                .get_result::<i32>(c)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            Ok(diesel::update(queues::table.filter(queues::seq.eq(seq)))
+                .set(claim)
+                .returning(QueueRow::as_returning())
+                .get_result(c)
+                .optional()?)
+        }),
+    }
 }
 
 /// Asks for a queue to stop, if `by` may: a waiting queue is aborted at
@@ -399,12 +447,12 @@ fn claim_qemu(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<Optio
 /// which its worker polls; a second request keeps the first reason. The
 /// queue is read once, in the transaction that writes.
 pub fn request_abort(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &str,
     reason: &str,
     by: Actor<'_>,
 ) -> StoreResult<AbortOutcome> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let q = require_queue(conn, id)?;
         by.may_change(&q)?;
         match q.status() {
@@ -413,10 +461,12 @@ pub fn request_abort(
                 Ok(AbortOutcome::Aborted(detail_of(conn, row)?))
             }
             Status::Running => {
-                let row = diesel::update(queues::table.filter(queues::id.eq(id)))
-                    .set(queues::abort_reason.eq(q.abort_reason.as_deref().unwrap_or(reason)))
-                    .returning(QueueRow::as_returning())
-                    .get_result(conn)?;
+                let row = per_backend!(conn, |c| diesel::update(
+                    queues::table.filter(queues::id.eq(id))
+                )
+                .set(queues::abort_reason.eq(q.abort_reason.as_deref().unwrap_or(reason)))
+                .returning(QueueRow::as_returning())
+                .get_result(c))?;
                 Ok(AbortOutcome::Requested(detail_of(conn, row)?))
             }
             _ => Ok(AbortOutcome::AlreadyFinal(q)),
@@ -425,7 +475,7 @@ pub fn request_abort(
 }
 
 /// The abort requested of a running queue, if any: what the worker polls.
-pub fn abort_reason(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<String>> {
+pub fn abort_reason(conn: &mut DbConnection, id: &str) -> StoreResult<Option<String>> {
     Ok(queues::table
         .filter(queues::id.eq(id))
         .select(queues::abort_reason)
@@ -435,7 +485,7 @@ pub fn abort_reason(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option
 }
 
 /// Records the commit a running queue's branch resolved to.
-pub fn set_commit(conn: &mut SqliteConnection, id: &str, sha: &str) -> StoreResult<()> {
+pub fn set_commit(conn: &mut DbConnection, id: &str, sha: &str) -> StoreResult<()> {
     let n = diesel::update(queues::table.filter(queues::id.eq(id)))
         .set(queues::commit_sha.eq(sha))
         .execute(conn)?;
@@ -443,7 +493,7 @@ pub fn set_commit(conn: &mut SqliteConnection, id: &str, sha: &str) -> StoreResu
 }
 
 /// Records (or clears) the process group a queue's current child runs in.
-pub fn set_pgid(conn: &mut SqliteConnection, id: &str, pgid: Option<i32>) -> StoreResult<()> {
+pub fn set_pgid(conn: &mut DbConnection, id: &str, pgid: Option<i32>) -> StoreResult<()> {
     let n = diesel::update(queues::table.filter(queues::id.eq(id)))
         .set(queues::pgid.eq(pgid))
         .execute(conn)?;
@@ -462,19 +512,19 @@ fn found(rows: usize, what: &'static str, id: &str) -> StoreResult<()> {
 /// Tasks that are still running end with the same status and reason; tasks
 /// never reached become `skipped`.
 pub fn finish_queue(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &str,
     to: Status,
     reason: &str,
 ) -> StoreResult<QueueRow> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let q = require_queue(conn, id)?;
         finish_queue_in(conn, q, to, reason)
     })
 }
 
 pub(super) fn finish_queue_in(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     q: QueueRow,
     to: Status,
     reason: &str,
@@ -496,19 +546,21 @@ pub(super) fn finish_queue_in(
     }
     // The board goes back in the transaction that records the end.
     super::boards::release(conn, &q, to)?;
-    Ok(diesel::update(queues::table.filter(queues::id.eq(&q.id)))
-        .set((
-            queues::status.eq(to.as_str()),
-            queues::status_reason.eq(reason),
-            queues::finished_at.eq(at),
-            queues::pgid.eq(None::<i32>),
-        ))
-        .returning(QueueRow::as_returning())
-        .get_result(conn)?)
+    Ok(per_backend!(conn, |c| diesel::update(
+        queues::table.filter(queues::id.eq(&q.id))
+    )
+    .set((
+        queues::status.eq(to.as_str()),
+        queues::status_reason.eq(reason),
+        queues::finished_at.eq(at),
+        queues::pgid.eq(None::<i32>),
+    ))
+    .returning(QueueRow::as_returning())
+    .get_result(c))?)
 }
 
 fn set_task_status(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     task: &TaskRow,
     to: Status,
     reason: Option<&str>,
@@ -520,26 +572,28 @@ fn set_task_status(
     } else {
         (task.started_at, Some(at))
     };
-    Ok(diesel::update(tasks::table.find(&task.id))
-        .set((
-            tasks::status.eq(to.as_str()),
-            tasks::status_reason.eq(reason),
-            tasks::started_at.eq(started),
-            tasks::finished_at.eq(finished),
-        ))
-        .returning(TaskRow::as_returning())
-        .get_result(conn)?)
+    Ok(per_backend!(conn, |c| diesel::update(
+        tasks::table.find(&task.id)
+    )
+    .set((
+        tasks::status.eq(to.as_str()),
+        tasks::status_reason.eq(reason),
+        tasks::started_at.eq(started),
+        tasks::finished_at.eq(finished),
+    ))
+    .returning(TaskRow::as_returning())
+    .get_result(c))?)
 }
 
 /// Moves a task to `to` through the status machine (`waiting` → `running`
 /// when the worker starts it, `running` → a final status when it ends).
 pub fn set_task(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     task_id: &str,
     to: Status,
     reason: Option<&str>,
 ) -> StoreResult<TaskRow> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         let task = tasks::table
             .find(task_id)
             .select(TaskRow::as_select())
@@ -553,7 +607,7 @@ pub fn set_task(
 /// Records one test result (a scenario's `<test>` or a Unity case) and
 /// updates the task's counters. Recording the same name again replaces it.
 pub fn record_test_case(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     task_id: &str,
     case: &NewTestCase,
 ) -> StoreResult<()> {
@@ -568,8 +622,8 @@ pub fn record_test_case(
     let duration = case
         .duration_ms
         .map(|ms| i32::try_from(ms).unwrap_or(i32::MAX));
-    conn.immediate_transaction(|conn| {
-        diesel::insert_into(test_cases::table)
+    crate::db::write(conn, |conn| {
+        per_backend!(conn, |c| diesel::insert_into(test_cases::table)
             .values((
                 test_cases::task_id.eq(task_id),
                 test_cases::name.eq(&case.name),
@@ -584,20 +638,20 @@ pub fn record_test_case(
                 test_cases::duration_ms.eq(duration),
                 test_cases::message.eq(&case.message),
             ))
-            .execute(conn)
-            .map_err(|e| match e {
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-                    _,
-                ) => StoreError::not_found("task", task_id),
-                other => other.into(),
-            })?;
+            .execute(c))
+        .map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                _,
+            ) => StoreError::not_found("task", task_id),
+            other => other.into(),
+        })?;
         diesel::sql_query(
             "UPDATE tasks SET \
-               passed  = (SELECT count(*) FROM test_cases WHERE task_id = ?1 AND status = 'passed'), \
-               failed  = (SELECT count(*) FROM test_cases WHERE task_id = ?1 AND status IN ('failed', 'error')), \
-               skipped = (SELECT count(*) FROM test_cases WHERE task_id = ?1 AND status = 'skipped') \
-             WHERE id = ?1",
+               passed  = (SELECT count(*) FROM test_cases WHERE task_id = $1 AND status = 'passed'), \
+               failed  = (SELECT count(*) FROM test_cases WHERE task_id = $1 AND status IN ('failed', 'error')), \
+               skipped = (SELECT count(*) FROM test_cases WHERE task_id = $1 AND status = 'skipped') \
+             WHERE id = $1",
         )
         .bind::<diesel::sql_types::Text, _>(task_id)
         .execute(conn)?;
@@ -608,8 +662,8 @@ pub fn record_test_case(
 /// Deletes a queue with its tasks and test cases, if `by` may. A running
 /// queue is a [`StoreError::Conflict`]: abort it first. Returns the deleted
 /// row so the caller can remove `queues/<id>/`.
-pub fn delete_queue(conn: &mut SqliteConnection, id: &str, by: Actor<'_>) -> StoreResult<QueueRow> {
-    conn.immediate_transaction(|conn| {
+pub fn delete_queue(conn: &mut DbConnection, id: &str, by: Actor<'_>) -> StoreResult<QueueRow> {
+    crate::db::write(conn, |conn| {
         let q = require_queue(conn, id)?;
         by.may_change(&q)?;
         if q.status() == Status::Running {
@@ -623,7 +677,7 @@ pub fn delete_queue(conn: &mut SqliteConnection, id: &str, by: Actor<'_>) -> Sto
 }
 
 /// Running queues of a worker.
-pub fn running_queues(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<Vec<QueueRow>> {
+pub fn running_queues(conn: &mut DbConnection, worker_id: &str) -> StoreResult<Vec<QueueRow>> {
     Ok(queues::table
         .filter(queues::status.eq(Status::Running.as_str()))
         .filter(queues::worker_id.eq(worker_id))
@@ -647,14 +701,20 @@ pub struct DurationStat {
     pub sum_s: f64,
 }
 
-pub fn duration_stats(conn: &mut SqliteConnection) -> StoreResult<Vec<DurationStat>> {
-    Ok(diesel::sql_query(
-        "SELECT 'queue' AS kind, status, count(*) AS count, \
-                coalesce(sum((julianday(finished_at) - julianday(started_at)) * 86400.0), 0.0) AS sum_s \
+pub fn duration_stats(conn: &mut DbConnection) -> StoreResult<Vec<DurationStat>> {
+    // Seconds between two timestamps: the one expression the backends spell differently.
+    let seconds = if conn.is_postgres() {
+        "EXTRACT(EPOCH FROM finished_at - started_at)"
+    } else {
+        "(julianday(finished_at) - julianday(started_at)) * 86400.0"
+    };
+    Ok(diesel::sql_query(format!(
+        "SELECT CAST('queue' AS TEXT) AS kind, status, count(*) AS count, \
+                CAST(coalesce(sum({seconds}), 0.0) AS DOUBLE PRECISION) AS sum_s \
            FROM queues WHERE finished_at IS NOT NULL AND started_at IS NOT NULL GROUP BY status \
          UNION ALL \
-         SELECT 'test', status, count(*), coalesce(sum(duration_ms) / 1000.0, 0.0) \
-           FROM test_cases WHERE duration_ms IS NOT NULL GROUP BY status",
-    )
+         SELECT 'test', status, count(*), CAST(coalesce(sum(duration_ms) / 1000.0, 0.0) AS DOUBLE PRECISION) \
+           FROM test_cases WHERE duration_ms IS NOT NULL GROUP BY status"
+    ))
     .load(conn)?)
 }

@@ -2,9 +2,9 @@
 //! database that starts with history (benchmarks, imports from the older
 //! systems).
 
+use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::{StoreResult, conflict_on_unique};
 use crate::models::{NewQueue, NewTask};
@@ -29,10 +29,7 @@ pub struct EndedQueue {
 /// checks. For seeding a database (benchmarks, imports from the older
 /// systems); ids already stored are a [`StoreError::Conflict`] and then
 /// nothing is stored. Returns how many queues were stored.
-pub fn insert_ended_queues(
-    conn: &mut SqliteConnection,
-    ended: &[EndedQueue],
-) -> StoreResult<usize> {
+pub fn insert_ended_queues(conn: &mut DbConnection, ended: &[EndedQueue]) -> StoreResult<usize> {
     for e in ended {
         for kind in [Kind::Queue, Kind::Task] {
             let running = transition(kind, Status::Waiting, Status::Running)?;
@@ -41,7 +38,7 @@ pub fn insert_ended_queues(
     }
     // Well under SQLite's limit of bound parameters per statement.
     const ROWS: usize = 1000;
-    conn.immediate_transaction(|conn| {
+    crate::db::write(conn, |conn| {
         for chunk in ended.chunks(ROWS) {
             let rows: Vec<_> = chunk
                 .iter()
@@ -55,10 +52,10 @@ pub fn insert_ended_queues(
                     )
                 })
                 .collect();
-            diesel::insert_into(queues::table)
+            per_backend!(conn, |c| diesel::insert_into(queues::table)
                 .values(rows)
-                .execute(conn)
-                .map_err(|e| conflict_on_unique(e, || "a queue id exists already".into()))?;
+                .execute(c))
+            .map_err(|e| conflict_on_unique(e, || "a queue id exists already".into()))?;
             let tasks: Vec<_> = chunk
                 .iter()
                 .flat_map(|e| {
@@ -76,10 +73,10 @@ pub fn insert_ended_queues(
                 })
                 .collect();
             for rows in tasks.chunks(ROWS) {
-                diesel::insert_into(tasks::table)
+                per_backend!(conn, |c| diesel::insert_into(tasks::table)
                     .values(rows)
-                    .execute(conn)
-                    .map_err(|e| conflict_on_unique(e, || "a task id exists already".into()))?;
+                    .execute(c))
+                .map_err(|e| conflict_on_unique(e, || "a task id exists already".into()))?;
             }
         }
         Ok(ended.len())
@@ -121,7 +118,7 @@ mod tests {
     #[test]
     fn ended_queues_are_stored_in_order_with_their_tasks() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::db::open_migrated(&dir.path().join("t.db"), 1).unwrap();
+        let pool = crate::db::open_sqlite(&dir.path().join("t.db"), 1).unwrap();
         let mut conn = pool.get().unwrap();
         let batch: Vec<_> = (0..2500)
             .map(|i| ended(&format!("q{i}"), Status::Passed))

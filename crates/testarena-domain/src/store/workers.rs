@@ -2,25 +2,26 @@
 
 use std::collections::HashMap;
 
+use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
-use super::{StoreResult, now};
+use super::StoreResult;
 use crate::models::WorkerRow;
 use crate::schema::{queues, workers};
 use crate::status::Status;
 
 /// Registers a worker at start, or updates its row when the id is known.
 pub fn register_worker(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: &str,
     slots: u32,
     version: &str,
     pid: u32,
 ) -> StoreResult<WorkerRow> {
-    let at = now();
+    // The database's clock, like every heartbeat (DESIGN section 13).
+    let at = crate::db::db_now(conn)?;
     let row = WorkerRow {
         id: id.to_owned(),
         slots: i32::try_from(slots).unwrap_or(i32::MAX),
@@ -29,7 +30,7 @@ pub fn register_worker(
         started_at: at,
         last_seen: at,
     };
-    Ok(diesel::insert_into(workers::table)
+    Ok(per_backend!(conn, |c| diesel::insert_into(workers::table)
         .values(&row)
         .on_conflict(workers::id)
         .do_update()
@@ -41,13 +42,13 @@ pub fn register_worker(
             workers::last_seen.eq(at),
         ))
         .returning(WorkerRow::as_returning())
-        .get_result(conn)?)
+        .get_result(c))?)
 }
 
 /// Records a heartbeat; returns the time written, or `None` when the worker
 /// has no row (someone deleted it): the worker should register again.
-pub fn heartbeat(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<NaiveDateTime>> {
-    let at = now();
+pub fn heartbeat(conn: &mut DbConnection, id: &str) -> StoreResult<Option<NaiveDateTime>> {
+    let at = crate::db::db_now(conn)?;
     let rows = diesel::update(workers::table.find(id))
         .set(workers::last_seen.eq(at))
         .execute(conn)?;
@@ -55,7 +56,7 @@ pub fn heartbeat(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<Na
 }
 
 /// Every registered worker with the ids of the queues it runs now.
-pub fn list_workers(conn: &mut SqliteConnection) -> StoreResult<Vec<(WorkerRow, Vec<String>)>> {
+pub fn list_workers(conn: &mut DbConnection) -> StoreResult<Vec<(WorkerRow, Vec<String>)>> {
     let rows = workers::table
         .order(workers::id)
         .select(WorkerRow::as_select())
@@ -81,7 +82,7 @@ pub fn list_workers(conn: &mut SqliteConnection) -> StoreResult<Vec<(WorkerRow, 
 }
 
 /// How many queues a worker runs now.
-pub fn running_count(conn: &mut SqliteConnection, worker_id: &str) -> StoreResult<i64> {
+pub fn running_count(conn: &mut DbConnection, worker_id: &str) -> StoreResult<i64> {
     Ok(queues::table
         .filter(queues::status.eq(Status::Running.as_str()))
         .filter(queues::worker_id.eq(worker_id))

@@ -217,7 +217,7 @@ impl BoardRun {
                 if let Err(e) = store::board_queues::request_health_check(c, &board) {
                     tracing::info!(board = %board, error = %e, "no health check after the fault");
                 }
-                let live = store::now()
+                let live = testarena_domain::db::db_now(c)?
                     - chrono::Duration::seconds(i64::try_from(lost_after_s).unwrap_or(60));
                 match store::get_queue(c, &queue_id)? {
                     Some(q) => store::boards::another_board_for(c, &q, &board, live),
@@ -363,7 +363,8 @@ pub async fn register(db: &Db, config: &Config, worker_id: &str) -> Result<Vec<S
     }
     let (id, lost) = (worker_id.to_owned(), config.worker.lost_after_s);
     db.run(move |c| {
-        let live = store::now() - chrono::Duration::seconds(i64::try_from(lost).unwrap_or(60));
+        let live = testarena_domain::db::db_now(c)?
+            - chrono::Duration::seconds(i64::try_from(lost).unwrap_or(60));
         let rows = store::boards::register_boards(c, &id, &regs, live)?;
         for board in store::boards::due_health_checks(c, &id)? {
             let q = store::board_queues::request_health_check(c, &board)?;

@@ -181,7 +181,7 @@ impl Farm {
         make_repo(&repo);
         let mut config = Config {
             home: home.clone(),
-            database: Some(home.join("testarena.db")),
+            database: Some(home.join("testarena.db").to_string_lossy().into_owned()),
             default_target: "test".to_owned(),
             worker: WorkerConfig {
                 id: Some(format!("w-{name}")),
@@ -208,7 +208,11 @@ impl Farm {
             ..Config::default()
         };
         config.finish().unwrap();
-        let pool = db::open_migrated(&config.database_path(), 4).unwrap();
+        let pool = db::open_migrated(
+            &config.database_location().unwrap(),
+            db::PoolOptions::sized(4),
+        )
+        .unwrap();
         Self {
             dir,
             name: name.to_owned(),

@@ -187,7 +187,13 @@ async fn the_worker_runs_queues_it_claims() {
 async fn the_worker_refuses_an_unmigrated_database() {
     let farm = Farm::new("unmigrated", target(&["true"]));
     let mut config = farm.config.clone();
-    config.database = Some(farm.dir.path().join("empty.db"));
+    config.database = Some(
+        farm.dir
+            .path()
+            .join("empty.db")
+            .to_string_lossy()
+            .into_owned(),
+    );
     let path = farm.dir.path().join("unmigrated.toml");
     std::fs::write(&path, config.to_toml()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_testarena-worker"))
@@ -198,7 +204,7 @@ async fn the_worker_refuses_an_unmigrated_database() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("pending migration") && err.contains("testarena-app migrate"),
+        err.contains("no TestArena schema") && err.contains("testarena-app migrate"),
         "{err}"
     );
 }

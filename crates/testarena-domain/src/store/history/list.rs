@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::rules::{self, flips, is_flaky, median};
 use crate::api::{LastFailure, TestSummary};
@@ -107,7 +107,7 @@ struct Acc {
 /// The tests run in the window, one row each: counts from the window's
 /// days (`test_days`), flakiness,
 /// median and last verdicts from the tests' series (a few rows each).
-pub fn list_tests(conn: &mut SqliteConnection, filter: &TestsFilter) -> StoreResult<TestsPage> {
+pub fn list_tests(conn: &mut DbConnection, filter: &TestsFilter) -> StoreResult<TestsPage> {
     let limit = filter.limit.clamp(1, MAX_TESTS_PAGE) as usize;
     let mut query = test_series::table
         .filter(test_series::last_at.ge(filter.since))
@@ -221,31 +221,28 @@ fn sort(rows: &mut [(TestSummary, Option<i32>)], by: TestSort) {
 /// per-day counts (`test_days`): a few rows per test and day, one range of
 /// its primary key. The window starts at the start of `since`'s day (UTC).
 fn window_counts(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     repo: &str,
     filter: &TestsFilter,
 ) -> StoreResult<Vec<Counts>> {
     let day = filter.since.format("%Y-%m-%d").to_string();
     let mut query = diesel::sql_query(
         "SELECT scenario, name, sum(runs) AS runs, sum(passed) AS passed, sum(failed) AS failed \
-           FROM test_days WHERE repo = ? AND day >= ?",
+           FROM test_days WHERE repo = $1 AND day >= $2",
     )
     .into_boxed()
     .bind::<diesel::sql_types::Text, _>(repo.to_owned())
     .bind::<diesel::sql_types::Text, _>(day);
     if let Some(branch) = &filter.branch {
         query = query
-            .sql(" AND branch = ?")
+            .sql(" AND branch = $3")
             .bind::<diesel::sql_types::Text, _>(branch.clone());
     }
     Ok(query.sql(" GROUP BY scenario, name").load(conn)?)
 }
 
 /// The queue and message of these runs, by run id.
-fn last_failures(
-    conn: &mut SqliteConnection,
-    ids: &[i32],
-) -> StoreResult<HashMap<i32, LastFailure>> {
+fn last_failures(conn: &mut DbConnection, ids: &[i32]) -> StoreResult<HashMap<i32, LastFailure>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }

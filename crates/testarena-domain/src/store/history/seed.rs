@@ -2,8 +2,8 @@
 //! test cases, written by a few set-based statements (the triggers still
 //! keep every run's series, as they do for a run the worker records).
 
+use crate::db::DbConnection;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use crate::store::StoreResult;
 
@@ -29,15 +29,20 @@ pub struct HistorySeed {
 /// share a commit; `test_000` to `test_002` fail now and then (flaky),
 /// `test_003` fails on every third commit, the rest pass. Returns the
 /// test cases written.
-pub fn seed_history(conn: &mut SqliteConnection, seed: &HistorySeed) -> StoreResult<usize> {
+pub fn seed_history(conn: &mut DbConnection, seed: &HistorySeed) -> StoreResult<usize> {
     use diesel::sql_types::{BigInt, Double, Text};
     const BATCH: usize = 1000;
     let step_days = f64::from(seed.days) / seed.queues.max(1) as f64;
     let mut written = 0;
     let mut from = 0;
+    if conn.is_postgres() {
+        return Err(crate::store::StoreError::Conflict(
+            "the synthetic history of the benchmarks is written for SQLite only".into(),
+        ));
+    }
     while from < seed.queues {
         let to = seed.queues.min(from + BATCH);
-        conn.immediate_transaction(|conn| -> StoreResult<()> {
+        crate::db::write(conn, |conn| -> StoreResult<()> {
             // Queue i: id hist-i, ended at (now - days) + i × step.
             let at = "strftime('%Y-%m-%d %H:%M:%f', julianday('now') - ?3 + i * ?4)";
             diesel::sql_query(format!(

@@ -1,5 +1,5 @@
-//! The SQLite database: the r2d2 pool, per-connection pragmas and the
-//! embedded migrations.
+//! What only SQLite has: per-connection pragmas, WAL, the file's
+//! permissions and `testarena-app backup`.
 //!
 //! Every pooled connection gets `busy_timeout`, `foreign_keys=ON` and
 //! `synchronous=NORMAL` when it is acquired (Diesel enables none of them);
@@ -7,78 +7,39 @@
 //! of the file.
 
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-pub use diesel::sqlite::SqliteConnection;
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use diesel::connection::SimpleConnection as _;
 
-/// The migrations in `crates/testarena-domain/migrations`, built into every binary.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+use super::{DbConnection, DbError, SqliteConnection};
 
 /// How long a statement waits for another writer before `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
-pub type DbConn = PooledConnection<ConnectionManager<SqliteConnection>>;
+/// The pragmas every connection gets when the pool hands it out.
+pub(super) static PRAGMAS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+        BUSY_TIMEOUT.as_millis()
+    )
+});
 
-/// Errors opening or migrating the database.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    #[error("cannot open database {path}: {message}")]
-    Open { path: String, message: String },
-    #[error("database migrations failed: {0}")]
-    Migration(String),
-    #[error(
-        "the database has {0} pending migration(s); run `testarena-app migrate` (or start testarena-app) first"
-    )]
-    Pending(usize),
-    #[error("backup to {path} failed: {message}")]
-    Backup { path: String, message: String },
-}
-
-/// Sets the pragmas every connection needs.
-#[derive(Debug, Clone, Copy)]
-struct Pragmas;
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-            BUSY_TIMEOUT.as_millis()
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+/// Makes the file's parent directory when missing.
+pub(super) fn prepare_file(path: &Path) -> Result<(), String> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => std::fs::create_dir_all(parent).map_err(|e| e.to_string()),
+        None => Ok(()),
     }
 }
 
-/// Opens a pool over the SQLite file at `path`, creating the file and its
-/// parent directory when missing, and switches the file to WAL.
-pub fn open_pool(path: &Path, max_size: u32) -> Result<DbPool, DbError> {
-    let open_err = |message: String| DbError::Open {
-        path: path.display().to_string(),
-        message,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
-    }
-    let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
-    let pool = Pool::builder()
-        .max_size(max_size.max(1))
-        .connection_timeout(Duration::from_secs(10))
-        .connection_customizer(Box::new(Pragmas))
-        .build(manager)
-        .map_err(|e| open_err(e.to_string()))?;
-    let mut conn = pool.get().map_err(|e| open_err(e.to_string()))?;
+pub(super) fn enable_wal(conn: &mut DbConnection) -> Result<(), String> {
     conn.batch_execute("PRAGMA journal_mode = WAL;")
-        .map_err(|e| open_err(e.to_string()))?;
-    drop(conn);
-    restrict_permissions(path);
-    Ok(pool)
+        .map_err(|e| e.to_string())
 }
 
 /// The database holds password hashes: keep it and its WAL files owner-only.
-fn restrict_permissions(path: &Path) {
+pub(super) fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let mut files = vec![path.to_owned()];
     for suffix in ["-wal", "-shm"] {
@@ -90,37 +51,6 @@ fn restrict_permissions(path: &Path) {
         // Missing WAL files are normal; a file we cannot chmod is not ours to fix.
         let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
     }
-}
-
-/// Applies every pending migration; returns how many ran.
-pub fn run_migrations(conn: &mut SqliteConnection) -> Result<usize, DbError> {
-    conn.run_pending_migrations(MIGRATIONS)
-        .map(|applied| applied.len())
-        .map_err(|e| DbError::Migration(e.to_string()))
-}
-
-/// Fails with [`DbError::Pending`] while migrations are pending (the worker
-/// never migrates: the app owns the schema).
-pub fn ensure_migrated(conn: &mut SqliteConnection) -> Result<(), DbError> {
-    let pending = conn
-        .pending_migrations(MIGRATIONS)
-        .map_err(|e| DbError::Migration(e.to_string()))?;
-    if pending.is_empty() {
-        Ok(())
-    } else {
-        Err(DbError::Pending(pending.len()))
-    }
-}
-
-/// Opens a pool and migrates it: what tests and `testarena-app` start with.
-pub fn open_migrated(path: &Path, max_size: u32) -> Result<DbPool, DbError> {
-    let pool = open_pool(path, max_size)?;
-    let mut conn = pool.get().map_err(|e| DbError::Open {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
-    run_migrations(&mut conn)?;
-    Ok(pool)
 }
 
 /// What [`backup`] wrote.
@@ -142,12 +72,17 @@ struct IntegrityRow {
 /// exist; it is created owner-only (0600) before SQLite writes to it, synced,
 /// then opened again and checked with `PRAGMA integrity_check`. On any
 /// failure the partial copy is removed.
-pub fn backup(conn: &mut SqliteConnection, dest: &Path) -> Result<BackupInfo, DbError> {
+pub fn backup(conn: &mut DbConnection, dest: &Path) -> Result<BackupInfo, DbError> {
     use std::os::unix::fs::OpenOptionsExt as _;
 
     let fail = |message: String| DbError::Backup {
         path: dest.display().to_string(),
         message,
+    };
+    let DbConnection::Sqlite(conn) = conn else {
+        return Err(fail(
+            "backup copies a SQLite file; back a PostgreSQL database up with pg_dump".into(),
+        ));
     };
     // Absolute, so that SQLite never reads a name such as `file:x` as a URI.
     let dest = &std::path::absolute(dest).map_err(|e| fail(e.to_string()))?;
@@ -211,6 +146,18 @@ fn check_integrity(path: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::{
+        Location, PoolOptions, ensure_schema, open_migrated as open_migrated_at,
+        open_pool as open_pool_at, run_migrations,
+    };
+
+    fn open_migrated(path: &Path, n: u32) -> Result<crate::db::DbPool, DbError> {
+        open_migrated_at(&Location::Sqlite(path.to_owned()), PoolOptions::sized(n))
+    }
+
+    fn open_pool(path: &Path, n: u32) -> Result<crate::db::DbPool, DbError> {
+        open_pool_at(&Location::Sqlite(path.to_owned()), PoolOptions::sized(n))
+    }
     use diesel::RunQueryDsl;
     use diesel::sql_types::{BigInt, Text};
 
@@ -227,7 +174,7 @@ mod tests {
     }
 
     /// Reads an integer pragma; `column` is the name SQLite gives its value.
-    fn pragma(conn: &mut SqliteConnection, name: &str, column: &str) -> i64 {
+    fn pragma(conn: &mut DbConnection, name: &str, column: &str) -> i64 {
         diesel::sql_query(format!("SELECT {column} AS value FROM pragma_{name}"))
             .get_result::<Value>(conn)
             .unwrap()
@@ -256,11 +203,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = open_pool(&dir.path().join("t.db"), 1).unwrap();
         let mut conn = pool.get().unwrap();
-        let err = ensure_migrated(&mut conn).unwrap_err();
-        assert!(matches!(err, DbError::Pending(n) if n >= 1), "{err}");
+        let err = ensure_schema(&mut conn).unwrap_err();
+        assert!(matches!(err, DbError::NoSchema { .. }), "{err}");
         assert!(err.to_string().contains("testarena-app migrate"));
         assert!(run_migrations(&mut conn).unwrap() >= 1);
-        ensure_migrated(&mut conn).unwrap();
+        ensure_schema(&mut conn).unwrap();
         assert_eq!(run_migrations(&mut conn).unwrap(), 0);
     }
 
@@ -295,7 +242,7 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         let copy = open_pool(&dest, 1).unwrap();
         let mut copy = copy.get().unwrap();
-        ensure_migrated(&mut copy).unwrap();
+        ensure_schema(&mut copy).unwrap();
         let names: Vec<_> = crate::store::list_users(&mut copy)
             .unwrap()
             .into_iter()
