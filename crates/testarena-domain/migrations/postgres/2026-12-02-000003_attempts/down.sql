@@ -1,0 +1,3 @@
+DROP TABLE attempts;
+ALTER TABLE queues DROP COLUMN no_cache;
+ALTER TABLE queues DROP COLUMN attempt;
