@@ -41,6 +41,10 @@ pub enum ApiError {
     /// The database stayed busy; the client should retry.
     #[error("{0}")]
     Unavailable(String),
+    /// The database cannot be reached (PostgreSQL down or cut off): 503
+    /// `unavailable` with Retry-After until it is back.
+    #[error("{0}")]
+    Unreachable(String),
     /// The disk under `home` is full: nothing was stored; retrying helps
     /// once an operator frees space.
     #[error("{0}")]
@@ -83,7 +87,9 @@ impl ApiError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::RateLimited(_) => ErrorCode::RateLimited,
-            Self::Unavailable(_) | Self::DiskFull(_) => ErrorCode::Unavailable,
+            Self::Unavailable(_) | Self::Unreachable(_) | Self::DiskFull(_) => {
+                ErrorCode::Unavailable
+            }
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -103,7 +109,9 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::DiskFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Unreachable(_) | Self::DiskFull(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +126,13 @@ impl ResponseError for ApiError {
                 tracing::warn!(error = %cause, "database busy");
                 ("the database is busy; retry shortly".to_owned(), None)
             }
+            Self::Unreachable(cause) => {
+                tracing::warn!(error = %cause, "database unreachable");
+                (
+                    "the database is unreachable; retry shortly".to_owned(),
+                    None,
+                )
+            }
             Self::DiskFull(cause) => {
                 tracing::error!(error = %cause, "disk full");
                 (
@@ -131,7 +146,7 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(
             self,
-            Self::Unavailable(_) | Self::DiskFull(_) | Self::RateLimited(_)
+            Self::Unavailable(_) | Self::Unreachable(_) | Self::DiskFull(_) | Self::RateLimited(_)
         ) {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S)));
         }
@@ -156,6 +171,8 @@ impl From<StoreError> for ApiError {
             StoreError::Illegal(t) => Self::Conflict(t.to_string()),
             StoreError::Busy(m) => Self::Unavailable(m),
             StoreError::Full(m) => Self::DiskFull(m),
+            StoreError::Unavailable(m) => Self::Unreachable(m),
+            StoreError::Fenced(m) => Self::Conflict(m),
             StoreError::Db(e) => Self::Internal(e.to_string()),
         }
     }

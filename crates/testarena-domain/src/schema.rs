@@ -106,6 +106,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    log_chunks (queue_id, path, start) {
+        queue_id -> Text,
+        path -> Text,
+        start -> BigInt,
+        len -> BigInt,
+        data -> Binary,
+    }
+}
+
+diesel::table! {
     queues (seq) {
         seq -> Integer,
         id -> Text,
@@ -232,6 +242,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     delivery_events,
     hook_deliveries,
+    log_chunks,
     queues,
     tasks,
     test_cases,

@@ -28,6 +28,7 @@ pub mod board_queues;
 pub mod boards;
 pub mod deliveries;
 mod history;
+pub mod logs;
 mod queues;
 mod seed;
 mod users;
@@ -66,6 +67,16 @@ pub enum StoreError {
     /// written, and the same call can succeed once space is freed.
     #[error("disk full: the database cannot grow: {0}")]
     Full(String),
+    /// The database cannot be reached (PostgreSQL down, restarting or cut
+    /// off): nothing was written, the same call can succeed once it is
+    /// back (HTTP 503 `unavailable` with Retry-After).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A write of a running queue whose run the farm ended meanwhile
+    /// (`worker lost` while its worker was cut off): nothing was written,
+    /// and the worker must stop the queue ([`logs::Fence`]).
+    #[error("fenced: {0}")]
+    Fenced(String),
     #[error("database error: {0}")]
     Db(DieselError),
 }
@@ -97,15 +108,54 @@ impl From<DieselError> for StoreError {
             {
                 Self::Full(info.message().to_owned())
             }
+            // PostgreSQL: two transactions in each other's way; the loser
+            // changed nothing and may run again.
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+                Self::Busy(info.message().to_owned())
+            }
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => Self::Unavailable(info.message().to_owned()),
+            DieselError::DatabaseError(_, info) if is_unreachable(info.message()) => {
+                Self::Unavailable(info.message().to_owned())
+            }
             _ => Self::Db(e),
         }
     }
 }
 
 impl From<r2d2::Error> for StoreError {
+    /// No connection within the pool's timeout: every one is in use (busy)
+    /// or none can be made (the database is unreachable).
     fn from(e: r2d2::Error) -> Self {
-        Self::Busy(e.to_string())
+        let message = e.to_string();
+        if is_unreachable(&message) {
+            Self::Unavailable(message)
+        } else {
+            Self::Busy(message)
+        }
     }
+}
+
+/// libpq's words for a server that is down, restarting or cut off.
+fn is_unreachable(message: &str) -> bool {
+    [
+        "server closed the connection",
+        "Connection refused",
+        "could not connect",
+        "connection to server",
+        "terminating connection",
+        "the database system is",
+        "no connection to the server",
+        "timeout expired",
+        "Connection timed out",
+        "could not receive data",
+        "could not send data",
+        "SSL SYSCALL error",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`] with `message`.
