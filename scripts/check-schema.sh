@@ -80,7 +80,7 @@ fi
 # Diesel's PostgreSQL names for the types schema.rs spells the SQLite way
 # (aliases of one another in diesel::sql_types).
 normalize_pg_types() {
-    sed -E 's/\bInt2\b/SmallInt/g; s/\bInt4\b/Integer/g; s/\bInt8\b/BigInt/g;
+    sed -E 's/\bInt2\b/SmallInt/g; s/\bBytea\b/Binary/g; s/\bInt4\b/Integer/g; s/\bInt8\b/BigInt/g;
             s/\bFloat4\b/Float/g; s/\bFloat8\b/Double/g'
 }
 
