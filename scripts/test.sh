@@ -33,6 +33,13 @@ cargo build --workspace --bins --locked
 step "cargo test (tests/integration: the e2e, CLI and fault suites, with real daemons)"
 cargo test --workspace --locked
 
+step "the store, API and end-to-end suites again, on PostgreSQL (a throwaway cluster per test process)"
+export TESTARENA_TEST_BACKEND=postgres
+cargo test --locked -p testarena-domain --test store --test history
+cargo test --locked -p testarena-api --test api
+cargo test --locked --test integration e2e::
+unset TESTARENA_TEST_BACKEND
+
 step "benchmark program with tiny sizes (scripts/bench.sh measures; speed is never asserted)"
 cargo run -p testarena-bench --locked -- --smoke --out target/bench/smoke.json
 
