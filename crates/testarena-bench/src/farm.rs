@@ -33,6 +33,8 @@ pub struct Options {
     pub poll_interval_ms: u64,
     /// `(name, url)` of each repository; the first is the default.
     pub repos: Vec<(String, PathBuf)>,
+    /// The configs' `database` (a PostgreSQL URL); `None`: SQLite in the home.
+    pub database: Option<String>,
 }
 
 /// One app, at most one worker, their home and config.
@@ -67,6 +69,7 @@ impl Farm {
             static_dir: Some(static_dir),
             bins: Some(bins.clone()),
             admin: (ADMIN.into(), PASSWORD.into()),
+            database: options.database.clone(),
             ..Setup::small()
         })?;
         Ok(Self {
@@ -79,6 +82,11 @@ impl Farm {
 
     pub fn database(&self) -> PathBuf {
         self.kit.db_path()
+    }
+
+    /// The test kit's farm: its configs, logs and binaries.
+    pub fn kit(&self) -> &testarena_testkit::Farm {
+        &self.kit
     }
 
     pub fn start_app(&mut self) -> anyhow::Result<()> {

@@ -6,7 +6,8 @@
 //!
 //! Scenarios (the issue's numbers): 1 pickup latency, 2 orchestration
 //! overhead, 3 throughput, 4 checkout, 5 API load, 6 live logs, 7 memory;
-//! 8 the build cache (issue 16); 9 history over a million test cases (issue 16).
+//! 8 the build cache (issue 16); 9 history over a million test cases (issue 16);
+//! 10 boards (issue 15); 11 PostgreSQL and workers on other hosts (issue 14).
 #![expect(clippy::print_stdout, reason = "the table is the program's output")]
 
 mod boards;
@@ -20,6 +21,7 @@ mod memory;
 mod queues;
 mod rawhttp;
 mod report;
+mod scaleout;
 mod sse;
 mod stats;
 
@@ -49,7 +51,7 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Run only these scenarios (comma-separated: pickup, overhead, checkout,
-    /// sse, api, memory, throughput, list, cache, history, boards).
+    /// sse, api, memory, throughput, list, cache, history, boards, scaleout).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The worker's poll_interval_ms (the fallback when no change is seen).
@@ -125,6 +127,15 @@ struct Args {
     /// 9: seconds per history request measured.
     #[arg(long, default_value_t = 5.0)]
     history_seconds: f64,
+    /// 11: pickup samples per backend (PostgreSQL with LISTEN, SQLite).
+    #[arg(long, default_value_t = 200)]
+    scaleout_pickup_samples: usize,
+    /// 11: quick queues per backend for the throughput.
+    #[arg(long, default_value_t = 1000)]
+    scaleout_queues: usize,
+    /// 11: worker processes (2 slots, a home each) on PostgreSQL for the throughput.
+    #[arg(long, default_value_t = 4)]
+    scaleout_workers: usize,
 }
 
 impl Args {
@@ -151,6 +162,8 @@ impl Args {
         self.history_queues = 40;
         self.history_tests = 5;
         self.history_seconds = 0.3;
+        self.scaleout_pickup_samples = 5;
+        self.scaleout_queues = 20;
     }
 
     fn wants(&self, scenario: &str) -> bool {
@@ -221,6 +234,7 @@ fn run(args: &Args, bins: &Bins, dir: &std::path::Path, report: &mut Report) -> 
             ("firmware".to_owned(), firmware.clone()),
             (checkout::REPO.to_owned(), large.clone()),
         ],
+        database: None,
     };
     let main_dir = dir.join("main");
     std::fs::create_dir_all(&main_dir)?;
@@ -290,6 +304,23 @@ fn run(args: &Args, bins: &Bins, dir: &std::path::Path, report: &mut Report) -> 
             "==> 10 boards: claim to first serial byte, flood at 115200 and 921600 baud (board simulator)"
         );
         boards::boards(bins, &dir.join("boards"), report, args.board_runs)?;
+    }
+    if args.wants("scaleout") {
+        eprintln!("==> 11 scale-out: PostgreSQL with workers on other hosts, beside SQLite");
+        let sizes = scaleout::Sizes {
+            poll_interval_ms: args.poll_interval_ms,
+            pickup_samples: args.scaleout_pickup_samples,
+            queues: args.scaleout_queues,
+            submitters: args.throughput_clients,
+            workers: args.scaleout_workers,
+            sse_clients: args.sse_clients,
+            sse_lines: args.sse_lines,
+            sse_interval: Duration::from_millis(args.sse_interval_ms),
+            api_connections: args.api_connections,
+            api_seconds: Duration::from_secs_f64(args.api_seconds),
+            api_runs: args.api_runs,
+        };
+        scaleout::scaleout(bins, &dir.join("scaleout"), &firmware, &sizes, report)?;
     }
     if args.wants("cache") {
         eprintln!("==> 8 build cache: claim to first test, cached vs cold (lx106 fixture)");

@@ -20,7 +20,7 @@ fn now_us() -> u128 {
 }
 
 /// What one client saw: the latency of each bench line, in ms.
-fn client(
+pub(crate) fn client(
     farm: &Farm,
     path: &str,
     connected: &AtomicUsize,
