@@ -4,6 +4,8 @@
     reason = "operator sub-commands print their results"
 )]
 
+mod copy;
+
 use std::io::Read as _;
 use std::path::PathBuf;
 
@@ -39,6 +41,26 @@ enum Command {
     /// Copy the database to FILE (a new file, 0600) while the app and the
     /// workers run, and check the copy (see docs/OPERATIONS.md for restore).
     Backup { file: PathBuf },
+    /// Copy a SQLite farm (every table, ids kept, and the logs under
+    /// `{home}/queues/`) into an empty PostgreSQL database, then compare the
+    /// row counts and log bytes (see docs/OPERATIONS.md section 12).
+    CopyDatabase {
+        /// The SQLite database: a path or `sqlite://` URL (default: the
+        /// config's `database`).
+        #[arg(long)]
+        from: Option<String>,
+        /// The PostgreSQL database, `postgres://user@host/db`; the password
+        /// from the URL, `--password-env`, `$PGPASSWORD` or `~/.pgpass`.
+        #[arg(long)]
+        to: String,
+        /// The environment variable holding the target's password.
+        #[arg(long)]
+        password_env: Option<String>,
+        /// The source farm's home, whose `queues/` holds the logs (default:
+        /// the config's `home`).
+        #[arg(long)]
+        home: Option<PathBuf>,
+    },
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -125,6 +147,24 @@ fn main() -> anyhow::Result<()> {
                 file.display(),
                 info.bytes
             );
+            Ok(())
+        }
+        Command::CopyDatabase {
+            from,
+            to,
+            password_env,
+            home,
+        } => {
+            let from = match from {
+                Some(from) => db::Location::parse(&from, None)?,
+                None => config.database_location()?,
+            };
+            let args = copy::Args {
+                from,
+                to: db::Location::parse(&to, password_env.as_deref())?,
+                home: home.unwrap_or_else(|| config.home.clone()),
+            };
+            print!("{}", copy::run(&args)?);
             Ok(())
         }
         Command::User(cmd) => user(&config, cmd),
