@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use testarena_domain::api::{self, CreateQueue, Page, Queue, Task};
 use testarena_domain::junit;
-use testarena_domain::models::QueueDetail;
+use testarena_domain::models::{QueueDetail, QueueRow};
 use testarena_domain::status::Status;
 use testarena_domain::store::{self, AbortOutcome, Actor, QueueFilter};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::logs::source::{JUNIT, LogSource};
 use crate::state::{AppState, blocking};
 use crate::submit;
 
@@ -185,6 +186,14 @@ pub async fn load(state: &AppState, id: &str) -> Result<Queue, ApiError> {
         .await
 }
 
+/// A queue's row alone, or 404: what a ranged read needs to know.
+pub async fn row(state: &AppState, id: &str) -> Result<QueueRow, ApiError> {
+    let id = checked_id(id)?.to_owned();
+    state
+        .db(move |conn| store::get_queue(conn, &id)?.ok_or_else(|| no_queue(&id)))
+        .await
+}
+
 /// A queue's status alone, or 404: what the log routes need to know.
 pub async fn status(state: &AppState, id: &str) -> Result<Status, ApiError> {
     let id = checked_id(id)?.to_owned();
@@ -268,18 +277,22 @@ pub async fn rerun(state: &AppState, user: &AuthUser, id: &str) -> Result<Queue,
     submit(state, user, &req).await
 }
 
-/// The queue's JUnit XML: the worker's file once the queue has ended, else
+/// The queue's JUnit XML: the worker's file (in the queue's folder, or
+/// stored in the database on PostgreSQL) once the queue has ended, else
 /// the same document built from the results stored so far.
 pub async fn junit(state: &AppState, id: &str) -> Result<String, ApiError> {
     let id = checked_id(id)?.to_owned();
-    let path = state.home.junit(&id);
-    state
-        .db(move |conn| {
-            let detail = store::queue_detail(conn, &id)?.ok_or_else(|| no_queue(&id))?;
-            match std::fs::read_to_string(&path) {
-                Ok(xml) if detail.queue.status().is_final() => Ok(xml),
-                _ => Ok(junit::render(&detail)),
-            }
-        })
-        .await
+    let detail = {
+        let id = id.clone();
+        state
+            .db(move |conn| store::queue_detail(conn, &id)?.ok_or_else(|| no_queue(&id)))
+            .await?
+    };
+    if detail.queue.status().is_final()
+        && let Some(xml) = LogSource::of(state, &id).read_all(JUNIT).await?
+        && let Ok(xml) = String::from_utf8(xml)
+    {
+        return Ok(xml);
+    }
+    Ok(junit::render(&detail))
 }

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use actix_web::cookie::Key;
 use actix_web::web;
 use testarena_domain::config::Config;
-use testarena_domain::db::{DbConnection, DbPool};
+use testarena_domain::db::{DbConnection, DbPool, Location};
 use testarena_domain::paths::Home;
 use testarena_domain::store::StoreError;
 
 use crate::credentials::{BasicCache, LoginLimiter};
 use crate::error::ApiError;
+use crate::logs::hub::Hub;
 use crate::metrics::Metrics;
 use crate::submit::Fetcher;
 
@@ -26,6 +27,9 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     pub metrics: Metrics,
     pub fetcher: Arc<Fetcher>,
+    /// The `LISTEN` that wakes live events on PostgreSQL; its presence
+    /// also says that logs are read from the database, not from `home`.
+    pub hub: Hub,
 }
 
 impl std::fmt::Debug for AppState {
@@ -40,8 +44,15 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Builds the state over an open, migrated pool. Reads (or creates) the
-    /// cookie key under `home`.
+    /// cookie key under `home`; on PostgreSQL starts the `LISTEN` thread.
     pub fn new(config: Config, pool: DbPool) -> anyhow::Result<Self> {
+        let hub = match config.database_location()? {
+            Location::Postgres(url) => {
+                let timeout = config.pool_options(1).connect_timeout;
+                Hub::listening(&url, timeout)?
+            }
+            Location::Sqlite(_) => Hub::polling(),
+        };
         let home = Home::new(config.home.clone());
         std::fs::create_dir_all(home.queues_dir())?;
         let cookie_key = load_or_create_key(&home.cookie_key())?;
@@ -55,6 +66,7 @@ impl AppState {
             login_limiter,
             metrics: Metrics::default(),
             fetcher: Arc::default(),
+            hub,
         })
     }
 

@@ -155,11 +155,10 @@ pub(crate) fn read_range(file: &Path, offset: u64, limit: u64) -> std::io::Resul
     Ok((buf, size))
 }
 
-/// The queue's `*.log` files and their sizes, by path.
-pub(crate) fn log_files(dir: &Path) -> Vec<(String, u64)> {
+/// The queue folder's files and their sizes, by path.
+pub(crate) fn file_sizes(dir: &Path) -> Vec<(String, u64)> {
     walk(dir)
         .into_iter()
-        .filter(|(path, _)| path.ends_with(".log"))
         .map(|(path, meta)| (path, meta.len()))
         .collect()
 }

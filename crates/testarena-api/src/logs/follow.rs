@@ -2,24 +2,27 @@
 //! files and the database while the queue runs.
 //!
 //! Following is shared: one task per followed queue (per server thread)
-//! looks at the queue's `*.log` files and its row every [`POLL`] and
-//! publishes what it saw to every stream of that queue through a `watch`
-//! channel; each stream then reads only the bytes it has not sent yet. So
-//! a hundred clients on one queue cost one directory walk and one query a
-//! tick, not a hundred. A stream reads at most [`MAX_BATCH`] before it
-//! sends. Each `log` event carries `next_offset`, the byte offset after
-//! its bytes, so a client resumes exactly even when a log is not UTF-8.
+//! looks at the queue's `*.log` files and its row and publishes what it
+//! saw to every stream of that queue through a `watch` channel; each
+//! stream then reads only the bytes it has not sent yet. So a hundred
+//! clients on one queue cost one look a tick, not a hundred. On SQLite
+//! the follower looks every [`POLL`]; on PostgreSQL it looks when the
+//! app's `LISTEN` ([`super::hub`]) hears of the queue (`queue:<id>`,
+//! `log:<id>`), and every [`SLOW_POLL`] in case a notification was lost.
+//! A stream reads at most [`MAX_BATCH`] before it sends. Each `log` event
+//! carries `next_offset`, the byte offset after its bytes, so a client
+//! resumes exactly even when a log is not UTF-8.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use testarena_domain::api::{LogChunk, Queue};
 use tokio::sync::{mpsc, watch};
 
-use super::files::{log_files, read_range};
+use super::hub::Wake;
+use super::source::{JUNIT, LogSource, SETTLE};
 use crate::error::ApiError;
 use crate::queues;
 use crate::state::{AppState, blocking};
@@ -28,8 +31,11 @@ use crate::state::{AppState, blocking};
 const MAX_EVENT: usize = 64 * 1024;
 /// The most bytes a stream reads from the files before sending them.
 const MAX_BATCH: u64 = 4 * MAX_EVENT as u64;
-/// How often the follower of a queue looks at its files and the database.
+/// How often the follower of a queue looks at its files and the database
+/// (SQLite).
 const POLL: Duration = Duration::from_millis(50);
+/// How often it looks without a notification (PostgreSQL: the fallback).
+const SLOW_POLL: Duration = Duration::from_secs(1);
 /// Comment lines keep proxies from closing an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -48,7 +54,7 @@ pub async fn open(
     state.metrics.sse_opened();
     actix_web::rt::spawn(async move {
         let stream = Stream {
-            dir: state.home.queue_dir(&first.id),
+            source: LogSource::of(&state, &first.id),
             only,
             start,
             tx,
@@ -79,8 +85,28 @@ fn sse(event: &str, data: &impl serde::Serialize) -> Bytes {
 struct Snapshot {
     /// The queue as `GET /api/v1/queues/{id}` shows it; `None` once deleted.
     queue: Option<Queue>,
-    /// The queue's `*.log` files and their sizes, by path.
+    /// The queue's files and their sizes, by path.
     files: Vec<(String, u64)>,
+    /// The queue is final and its files will not grow any more.
+    complete: bool,
+}
+
+/// Whether `files` of `queue` (from `source`) are complete: the queue is
+/// final and, for stored logs, `junit.xml` is there, the queue never
+/// started, or the follower saw it final [`SETTLE`] ago (`final_since`).
+fn complete(
+    source: &LogSource,
+    queue: &Queue,
+    files: &[(String, u64)],
+    final_since: Option<Instant>,
+) -> bool {
+    if !queue.is_final() {
+        return false;
+    }
+    !source.is_db()
+        || queue.started_at.is_none()
+        || files.iter().any(|(path, _)| path == JUNIT)
+        || final_since.is_some_and(|at| at.elapsed() >= SETTLE)
 }
 
 type Snapshots = watch::Receiver<Arc<Snapshot>>;
@@ -109,12 +135,17 @@ impl Followers {
         if let Some(publisher) = self.lock()?.get(&queue.id) {
             return Ok(publisher.subscribe());
         }
-        let dir = state.home.queue_dir(&queue.id);
-        let files = blocking(move || Ok(log_files(&dir))).await?;
+        let source = LogSource::of(state, &queue.id);
+        let files = {
+            let source = source.clone();
+            blocking(move || source.sizes()).await?
+        };
         let first = Snapshot {
+            complete: complete(&source, queue, &files, None),
             queue: Some(queue.clone()),
             files,
         };
+        let wake = state.hub.subscribe(&queue.id);
         let mut queues = self.lock()?;
         if let Some(publisher) = queues.get(&queue.id) {
             return Ok(publisher.subscribe());
@@ -123,9 +154,9 @@ impl Followers {
         let publisher = Arc::new(publisher);
         queues.insert(queue.id.clone(), Arc::clone(&publisher));
         let (followers, state, id) = (self.clone(), Arc::clone(state), queue.id.clone());
-        actix_web::rt::spawn(
-            async move { follow_queue(&followers, &state, &id, &publisher).await },
-        );
+        actix_web::rt::spawn(async move {
+            follow_queue(&followers, &state, &id, &publisher, wake).await;
+        });
         Ok(snapshots)
     }
 
@@ -145,19 +176,42 @@ impl Followers {
     }
 }
 
-/// The follower of one queue: looks at its row and its files every
-/// [`POLL`] and publishes each change, until the queue ends or is deleted
-/// (that last look is published too) or no stream is left.
-async fn follow_queue(followers: &Followers, state: &AppState, id: &str, publisher: &Publisher) {
-    let dir = state.home.queue_dir(id);
+/// Waits for the next look: a wake-up of the queue or [`SLOW_POLL`] with
+/// a listener, [`POLL`] without.
+async fn next_look(wake: &mut Option<Wake>) {
+    match wake {
+        Some(w) => {
+            let woken = tokio::time::timeout(SLOW_POLL, w.changed()).await;
+            if matches!(woken, Ok(Err(_))) {
+                // The hub is gone (the app stops): poll from now on.
+                *wake = None;
+            }
+        }
+        None => tokio::time::sleep(POLL).await,
+    }
+}
+
+/// The follower of one queue: looks at its row and its files when woken
+/// (or every poll) and publishes each change, until the queue's files are
+/// complete or it is deleted (that last look is published too) or no
+/// stream is left.
+async fn follow_queue(
+    followers: &Followers,
+    state: &AppState,
+    id: &str,
+    publisher: &Publisher,
+    mut wake: Option<Wake>,
+) {
+    let source = LogSource::of(state, id);
+    let mut final_since = None;
     loop {
-        tokio::time::sleep(POLL).await;
+        next_look(&mut wake).await;
         if followers.retire(id, publisher, false) {
             return;
         }
         // The row first: files seen after a final status are complete.
         let look = {
-            let (id, dir) = (id.to_owned(), dir.clone());
+            let (id, source) = (id.to_owned(), source.clone());
             let queue = async {
                 match queues::load(state, &id).await {
                     Ok(queue) => Ok(Some(queue)),
@@ -166,13 +220,15 @@ async fn follow_queue(followers: &Followers, state: &AppState, id: &str, publish
                 }
             };
             match queue.await {
-                Ok(queue) => blocking(move || Ok(log_files(&dir)))
-                    .await
-                    .map(|files| Snapshot { queue, files }),
+                Ok(queue) => blocking(move || source.sizes()).await.map(|files| Snapshot {
+                    queue,
+                    files,
+                    complete: false,
+                }),
                 Err(e) => Err(e),
             }
         };
-        let snapshot = match look {
+        let mut snapshot = match look {
             Ok(snapshot) => snapshot,
             Err(e) => {
                 // A busy database: the next look will do.
@@ -180,7 +236,13 @@ async fn follow_queue(followers: &Followers, state: &AppState, id: &str, publish
                 continue;
             }
         };
-        let done = snapshot.queue.as_ref().is_none_or(Queue::is_final);
+        if let Some(queue) = &snapshot.queue {
+            if queue.is_final() {
+                final_since.get_or_insert_with(Instant::now);
+            }
+            snapshot.complete = complete(&source, queue, &snapshot.files, final_since);
+        }
+        let done = snapshot.queue.is_none() || snapshot.complete;
         publisher.send_if_modified(|current| {
             let changed = **current != snapshot;
             if changed {
@@ -207,7 +269,7 @@ struct Cursor {
 /// bytes and at most [`MAX_BATCH`] bytes in all. The flag says whether
 /// more is ready to read at once.
 fn new_chunks(
-    dir: &Path,
+    source: &LogSource,
     files: &[(String, u64)],
     cursors: &mut Vec<Cursor>,
     only: Option<&str>,
@@ -240,8 +302,7 @@ fn new_chunks(
             if read >= MAX_BATCH {
                 return (chunks, true);
             }
-            let Ok((bytes, _)) = read_range(&dir.join(path), cursor.offset, MAX_EVENT as u64)
-            else {
+            let Ok(bytes) = source.read(path, cursor.offset, MAX_EVENT as u64) else {
                 break;
             };
             let take = match bytes.iter().rposition(|&b| b == b'\n') {
@@ -271,7 +332,7 @@ struct Gone;
 
 /// One client's stream: its cursors over the files and its channel.
 struct Stream {
-    dir: PathBuf,
+    source: LogSource,
     only: Option<String>,
     start: u64,
     tx: mpsc::Sender<Bytes>,
@@ -296,10 +357,10 @@ impl Stream {
                 let deleted = serde_json::json!({"status": "deleted"});
                 return self.send(sse("end", &deleted)).await;
             };
-            let is_final = current.is_final();
+            let is_final = snapshot.complete;
             loop {
-                let (dir, files, only, start) = (
-                    self.dir.clone(),
+                let (source, files, only, start) = (
+                    self.source.clone(),
                     Arc::clone(&snapshot),
                     self.only.clone(),
                     self.start,
@@ -307,7 +368,7 @@ impl Stream {
                 let mut c = std::mem::take(&mut cursors);
                 let read = blocking(move || {
                     let (chunks, more) =
-                        new_chunks(&dir, &files.files, &mut c, only.as_deref(), start, is_final);
+                        new_chunks(&source, &files.files, &mut c, only.as_deref(), start, is_final);
                     Ok((chunks, more, c))
                 })
                 .await;
@@ -351,19 +412,20 @@ mod tests {
     fn chunks_are_whole_lines_until_the_end() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.log"), "one\ntwo\npart").unwrap();
-        let files = log_files(dir.path());
+        let source = LogSource::Files(dir.path().to_owned());
+        let files = source.sizes().unwrap();
         assert_eq!(files, [("a.log".to_owned(), 12)]);
         let mut cursors = Vec::new();
-        let (chunks, more) = new_chunks(dir.path(), &files, &mut cursors, None, 0, false);
+        let (chunks, more) = new_chunks(&source, &files, &mut cursors, None, 0, false);
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].text, "one\ntwo\n");
         assert!(!more);
         assert!(
-            new_chunks(dir.path(), &files, &mut cursors, None, 0, false)
+            new_chunks(&source, &files, &mut cursors, None, 0, false)
                 .0
                 .is_empty()
         );
-        let (chunks, _) = new_chunks(dir.path(), &files, &mut cursors, None, 0, true);
+        let (chunks, _) = new_chunks(&source, &files, &mut cursors, None, 0, true);
         assert_eq!((chunks[0].offset, chunks[0].text.as_str()), (8, "part"));
     }
 
@@ -373,11 +435,12 @@ mod tests {
         let line = "x".repeat(1023) + "\n";
         let size = 3 * MAX_BATCH as usize + 5;
         std::fs::write(dir.path().join("big.log"), line.repeat(size / 1024 + 1)).unwrap();
-        let files = log_files(dir.path());
+        let source = LogSource::Files(dir.path().to_owned());
+        let files = source.sizes().unwrap();
         let mut cursors = Vec::new();
         let (mut batches, mut total) = (0, 0);
         loop {
-            let (chunks, more) = new_chunks(dir.path(), &files, &mut cursors, None, 0, true);
+            let (chunks, more) = new_chunks(&source, &files, &mut cursors, None, 0, true);
             let bytes: usize = chunks.iter().map(|c| c.text.len()).sum();
             assert!(bytes as u64 <= MAX_BATCH, "{bytes}");
             assert!(chunks.iter().all(|c| c.text.len() <= MAX_EVENT));

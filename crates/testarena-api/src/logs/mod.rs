@@ -1,5 +1,9 @@
-//! A queue's files: the listing and ranged reads ([`files`]), and the
-//! Server-Sent Events that follow them live ([`follow`]).
+//! A queue's files: where they come from ([`source`]: the folder, or the
+//! database on PostgreSQL), the folder's listing and ranged reads
+//! ([`files`]), the Server-Sent Events that follow them live ([`follow`]),
+//! and the `LISTEN` that wakes the followers on PostgreSQL ([`hub`]).
 
 pub mod files;
 pub mod follow;
+pub mod hub;
+pub mod source;

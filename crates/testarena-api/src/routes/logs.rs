@@ -1,5 +1,6 @@
 //! A queue's files and live events: thin handlers over `crate::logs` (the
-//! file side and the follow side) and the queue service.
+//! source of a queue's files, on disk or in the database, and the follow
+//! side) and the queue service.
 
 use actix_web::body::SizedStream;
 use actix_web::{HttpResponse, web};
@@ -8,8 +9,9 @@ use testarena_domain::api::LogFile;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::logs::files::{self, MAX_READ, checked_path};
+use crate::logs::files::{MAX_READ, checked_path};
 use crate::logs::follow::{self, Followers};
+use crate::logs::source::LogSource;
 use crate::queues;
 use crate::schemas::{Authed, BadRequestError, IdParam, NotFoundError, ValidationFailedError};
 use crate::state::AppState;
@@ -44,7 +46,7 @@ async fn list(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     queues::status(&state, &id).await?;
-    let files = files::list(state.home.queue_dir(&id)).await?;
+    let files = LogSource::of(&state, &id).list().await?;
     Ok(HttpResponse::Ok().json(files))
 }
 
@@ -94,7 +96,7 @@ async fn read(
 ) -> Result<HttpResponse, ApiError> {
     let (id, rel) = path.into_inner();
     checked_path(&rel)?;
-    let status = queues::status(&state, &id).await?;
+    let row = queues::row(&state, &id).await?;
     let offset = query.offset.unwrap_or(0);
     let limit = query.limit.unwrap_or(MAX_READ);
     if limit == 0 || limit > MAX_READ {
@@ -103,14 +105,20 @@ async fn read(
             format!("must be between 1 and {MAX_READ}"),
         ));
     }
-    let (file, size) = files::open(state.home.queue_dir(&id), rel).await?;
-    let len = limit.min(size.saturating_sub(offset));
-    Ok(HttpResponse::Ok()
+    let source = LogSource::of(&state, &id);
+    // Completeness first: bytes read after it said so are all there are.
+    let complete = source.complete(&row).await?;
+    let range = source.range(rel, offset, limit).await?;
+    let mut response = HttpResponse::Ok();
+    response
         .content_type("text/plain; charset=utf-8")
-        .insert_header(("X-Log-Size", size.to_string()))
-        .insert_header(("X-Log-Complete", status.is_final().to_string()))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(SizedStream::new(len, files::pieces(file, offset, len))))
+        .insert_header(("X-Log-Size", range.size.to_string()))
+        .insert_header(("X-Log-Complete", complete.to_string()))
+        .insert_header(("X-Content-Type-Options", "nosniff"));
+    Ok(match range.len {
+        Some(len) => response.body(SizedStream::new(len, range.body)),
+        None => response.streaming(range.body),
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

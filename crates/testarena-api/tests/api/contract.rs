@@ -2,7 +2,6 @@
 //! `next_offset` in `log` events, and the last admin under concurrent
 //! requests.
 
-use std::io::Write as _;
 
 use serde_json::{Value, json};
 use testarena_domain::status::Status;
@@ -147,7 +146,7 @@ fn config_lists_repositories_and_targets_only() {
 fn head_answers_every_get_route_without_a_body() {
     let s = Server::start();
     let id = s.submit(&s.ann)["id"].as_str().unwrap().to_owned();
-    std::fs::write(s.home().join(format!("queues/{id}/queue.log")), "hello\n").unwrap();
+    s.append_log(&id, "queue.log", b"hello\n");
     for path in [
         "/api/v1/health".to_owned(),
         "/api/v1/openapi.json".into(),
@@ -264,12 +263,10 @@ fn log_events_carry_the_byte_offset_to_resume_from() {
     let s = Server::start();
     let id = s.submit(&s.ann)["id"].as_str().unwrap().to_owned();
     store::claim_next(&mut s.conn(), "w1").unwrap().unwrap();
-    let log = s.home().join(format!("queues/{id}/queue.log"));
-    let mut f = std::fs::File::create(&log).unwrap();
     // An invalid byte and a cut multi-byte character before each newline.
     let first: &[u8] = b"caf\xc3\xa9 \xff\xfe one\n";
     let second: &[u8] = b"two \xe2\x82\n";
-    f.write_all(first).unwrap();
+    s.append_log(&id, "queue.log", first);
     let events = crate::support::events(&s, &format!("/api/v1/queues/{id}/events"), &s.ann);
     let chunk = events.next("log");
     assert_eq!(chunk["offset"], 0);
@@ -279,7 +276,7 @@ fn log_events_carry_the_byte_offset_to_resume_from() {
         first.len(),
         "the lossy text is longer than the bytes"
     );
-    f.write_all(second).unwrap();
+    s.append_log(&id, "queue.log", second);
     let chunk = events.next("log");
     assert_eq!(chunk["offset"], first.len());
     assert_eq!(chunk["next_offset"], first.len() + second.len());
@@ -297,7 +294,7 @@ fn log_events_carry_the_byte_offset_to_resume_from() {
     let chunk = resumed.next("log");
     assert_eq!(chunk["offset"], first.len());
     assert_eq!(chunk["text"], "two \u{fffd}\n");
-    store::finish_queue(&mut s.conn(), &id, Status::Passed, "").unwrap();
+    s.end_queue(&id, Status::Passed);
     assert_eq!(resumed.next("end")["status"], "passed");
 }
 

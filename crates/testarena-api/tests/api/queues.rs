@@ -1,6 +1,5 @@
 //! Queues, tasks, logs, JUnit and events.
 
-use std::io::Write;
 
 use serde_json::{Value, json};
 use testarena_domain::models::NewTestCase;
@@ -307,11 +306,7 @@ fn delete_rerun_and_junit() {
         r.body
     );
     // The worker's file wins once it exists.
-    std::fs::write(
-        s.home().join("queues").join(&id).join("junit.xml"),
-        "<testsuites/>",
-    )
-    .unwrap();
+    s.append_log(&id, "junit.xml", b"<testsuites/>");
     assert_eq!(
         call(
             &s,
@@ -364,10 +359,10 @@ fn delete_rerun_and_junit() {
 fn logs_are_listed_read_in_ranges_and_confined() {
     let s = Server::start();
     let id = s.submit(&s.ann)["id"].as_str().unwrap().to_owned();
+    s.append_log(&id, "queue.log", b"claimed\nbuilt\n");
+    s.append_log(&id, "tasks/t/unit.log", b"ok \xff\xfe bytes\n");
+    // A link out of the folder (the database has no links: nothing to see).
     let dir = s.home().join("queues").join(&id);
-    std::fs::create_dir_all(dir.join("tasks/t")).unwrap();
-    std::fs::write(dir.join("queue.log"), "claimed\nbuilt\n").unwrap();
-    std::fs::write(dir.join("tasks/t/unit.log"), b"ok \xff\xfe bytes\n").unwrap();
     std::fs::write(s.home().join("secret.txt"), "top secret").unwrap();
     std::os::unix::fs::symlink(s.home().join("secret.txt"), dir.join("link.log")).unwrap();
     let list = call(
@@ -459,13 +454,7 @@ fn events_follow_status_and_log_lines_until_the_end() {
     assert_eq!(next("status")["status"], "waiting");
     store::claim_next(&mut s.conn(), "w1").unwrap();
     assert_eq!(next("status")["status"], "running");
-    let log = s.home().join("queues").join(&id).join("queue.log");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .unwrap();
-    f.write_all(b"line one\nline t").unwrap();
+    s.append_log(&id, "queue.log", b"line one\nline t");
     let chunk = next("log");
     assert_eq!(
         (
@@ -475,9 +464,9 @@ fn events_follow_status_and_log_lines_until_the_end() {
         ),
         (Some("queue.log"), Some(0), Some("line one\n"))
     );
-    f.write_all(b"wo\n").unwrap();
+    s.append_log(&id, "queue.log", b"wo\n");
     assert_eq!(next("log")["text"], "line two\n");
-    store::finish_queue(&mut s.conn(), &id, Status::Passed, "").unwrap();
+    s.end_queue(&id, Status::Passed);
     assert_eq!(next("end")["status"], "passed");
 }
 

@@ -1,5 +1,7 @@
 //! A real `testarena-app` on loopback for each test: a temp home, a migrated
-//! SQLite file, a real git repository with scenario files, three users.
+//! database (SQLite, or a fresh PostgreSQL database with
+//! `TESTARENA_TEST_BACKEND=postgres`), a real git repository with scenario
+//! files, three users.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,7 +11,10 @@ use actix_web::web;
 use serde_json::Value;
 use testarena_api::AppState;
 use testarena_domain::config::{Config, RepoConfig, TargetConfig};
-use testarena_domain::{secret, store};
+use testarena_domain::status::Status;
+use testarena_domain::store::logs::{self as stored, Chunk, Fence, MAX_CHUNK};
+use testarena_domain::{db, secret, store};
+use testarena_testkit::TestDatabase;
 
 pub const OK_XML: &str = r#"<scenario name="ok">
   <test name="t1"><run>true</run></test>
@@ -31,6 +36,9 @@ pub struct Server {
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
+    /// Dropped after the state (its pool) is: a PostgreSQL database is
+    /// dropped with it.
+    _db: Option<TestDatabase>,
 }
 
 pub fn git(dir: &Path, args: &[&str]) {
@@ -71,10 +79,24 @@ impl Server {
 
     pub fn start_with(change: impl FnOnce(&mut Config)) -> Self {
         let home = tempfile::tempdir().unwrap();
+        let test_db = TestDatabase::for_this_run(&home.path().join("testarena.db"));
+        let url = test_db.url().to_owned();
+        Self::start_on(home, &url, Some(test_db), change)
+    }
+
+    /// An app on the database at `url` (a path or a PostgreSQL URL),
+    /// migrated here first; `keep` lives as long as the server.
+    pub fn start_on(
+        home: tempfile::TempDir,
+        url: &str,
+        keep: Option<TestDatabase>,
+        change: impl FnOnce(&mut Config),
+    ) -> Self {
         let src = tempfile::tempdir().unwrap();
         let repo = make_repo(src.path());
         let mut config = Config {
             home: home.path().to_owned(),
+            database: Some(url.to_owned()),
             default_target: "lx106".into(),
             ..Config::default()
         };
@@ -98,6 +120,11 @@ impl Server {
         );
         change(&mut config);
         config.finish().unwrap();
+        let location = config.database_location().unwrap();
+        if location.is_postgres() {
+            // The app does not migrate PostgreSQL; `testarena-app migrate` does.
+            drop(db::open_migrated(&location, config.pool_options(1)).unwrap());
+        }
         let state = testarena_api::serve::prepare(config).unwrap();
         let password = "correct horse battery";
         let hash = secret::hash_password(password).unwrap();
@@ -142,6 +169,7 @@ impl Server {
             handle,
             thread: Some(thread),
             _dirs: (home, src),
+            _db: keep,
         }
     }
 
@@ -170,6 +198,67 @@ impl Server {
 
     pub fn conn(&self) -> testarena_domain::db::DbConn {
         self.state.pool.get().unwrap()
+    }
+
+    /// Ends queue `id` with `status` as its worker would: on PostgreSQL
+    /// the worker then stores `junit.xml`, which tells the app that the
+    /// queue's stored logs are complete.
+    pub fn end_queue(&self, id: &str, status: Status) {
+        store::finish_queue(&mut self.conn(), id, status, "").unwrap();
+        if self.logs_in_db() {
+            self.append_log(id, "junit.xml", b"<testsuites/>");
+        }
+    }
+
+    /// True when the app reads logs from the database (PostgreSQL).
+    pub fn logs_in_db(&self) -> bool {
+        self.state.hub.is_listening()
+    }
+
+    /// Appends `bytes` to the file `rel` of queue `id`, where this app
+    /// reads it: the queue's folder, or the database (through the fence of
+    /// the running queue, as its worker would; whole, as the worker stores
+    /// `junit.xml` and a recovered queue's files, when it is not running).
+    pub fn append_log(&self, id: &str, rel: &str, bytes: &[u8]) {
+        if !self.logs_in_db() {
+            use std::io::Write as _;
+            let path = self.home().join("queues").join(id).join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap();
+            f.write_all(bytes).unwrap();
+            return;
+        }
+        let mut conn = self.conn();
+        let row = store::get_queue(&mut conn, id).unwrap().unwrap();
+        let (had, size) = stored::read_stored(&mut conn, id, rel, 0, usize::MAX).unwrap();
+        assert_eq!(had.len() as u64, size, "no gap in {rel}");
+        if row.status() == Status::Running {
+            let fence = Fence {
+                queue_id: id.to_owned(),
+                worker_id: row.worker_id.clone().unwrap(),
+                attempt: row.attempt,
+            };
+            let chunks: Vec<Chunk> = bytes
+                .chunks(MAX_CHUNK)
+                .scan(size, |at, part| {
+                    let chunk = Chunk {
+                        path: rel.to_owned(),
+                        start: *at as i64,
+                        data: part.to_vec(),
+                    };
+                    *at += part.len() as u64;
+                    Some(chunk)
+                })
+                .collect();
+            stored::append_chunks(&mut conn, &fence, &chunks).unwrap();
+        } else {
+            let whole = [had.as_slice(), bytes].concat();
+            stored::put_ended_file(&mut conn, id, None, rel, &whole).unwrap();
+        }
     }
 }
 
