@@ -10,6 +10,8 @@
 //! - `faults`: killed daemons, two workers, a full disk, contention,
 //!   hostile repositories, event storms, secrets.
 //! - `history`: flaky, new failures, compare and reruns of what failed, with QEMU.
+//! - `lab`: app and two workers on three "hosts" (network namespaces and
+//!   veth pairs) sharing one PostgreSQL: partitions, fencing, a restart.
 //! - `forge`: real pushes through a bare repository's post-receive hook,
 //!   commit statuses and notifications to the forge stand-in.
 //!
@@ -34,3 +36,5 @@ mod faults;
 mod forge;
 #[path = "../history/mod.rs"]
 mod history;
+#[path = "../lab/mod.rs"]
+mod lab;

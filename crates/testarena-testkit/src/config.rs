@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::farm::Setup;
 
 /// What a config names besides the setup's knobs.
+#[derive(Clone, Copy)]
 pub(crate) struct Place<'a> {
     pub home: &'a Path,
     /// The `database` key: a SQLite path or a PostgreSQL URL.

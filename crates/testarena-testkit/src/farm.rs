@@ -78,6 +78,15 @@ pub struct Setup {
     pub env: Vec<(String, String)>,
     /// An existing directory to use as `home` (a tmpfs), else `<dir>/home`.
     pub home: Option<PathBuf>,
+    /// Each worker gets its own home, `<dir>/home-<id>` (a "host" sharing
+    /// no directory with the app or the other workers; PostgreSQL only).
+    pub worker_homes: bool,
+    /// The `database` of worker i's config (e.g. the PostgreSQL URL over
+    /// its network namespace's veth); missing entries: the farm's.
+    pub worker_database: Vec<String>,
+    /// The network namespace (a `/run/netns/<name>` file) worker i runs
+    /// in; missing entries: this one.
+    pub worker_netns: Vec<PathBuf>,
     /// The `database` of every config: `None` is this run's backend
     /// ([`crate::backend`]: `<home>/testarena.db`, or a fresh PostgreSQL
     /// database with `TESTARENA_TEST_BACKEND=postgres`).
@@ -120,6 +129,9 @@ impl Setup {
             rust_log: "info".into(),
             env: Vec::new(),
             home: None,
+            worker_homes: false,
+            worker_database: Vec::new(),
+            worker_netns: Vec::new(),
             database: None,
             dir: None,
             static_dir: Some(crate::workspace_root().join("static")),
@@ -297,14 +309,30 @@ impl Farm {
         };
         let app_id = s.workers.first().map_or("app", String::as_str);
         let mut files = vec![("app.toml".to_owned(), config::render(s, &place, app_id))];
-        for id in &s.workers {
-            files.push((format!("worker-{id}.toml"), config::render(s, &place, id)));
+        for (i, id) in s.workers.iter().enumerate() {
+            let home = self.worker_home(i);
+            std::fs::create_dir_all(&home).what(|| format!("creating {}", home.display()))?;
+            let worker = Place {
+                home: &home,
+                database: s.worker_database.get(i).map_or(&self.database, |d| d),
+                ..place
+            };
+            files.push((format!("worker-{id}.toml"), config::render(s, &worker, id)));
         }
         for (name, text) in files {
             let path = self.dir.join(name);
             std::fs::write(&path, text).what(|| format!("writing {}", path.display()))?;
         }
         Ok(())
+    }
+
+    /// Worker i's home: the farm's, or its own with [`Setup::worker_homes`].
+    pub fn worker_home(&self, i: usize) -> PathBuf {
+        if self.setup.worker_homes {
+            self.dir.join(format!("home-{}", self.setup.workers[i]))
+        } else {
+            self.home.clone()
+        }
     }
 
     /// The config of the app (`None`) or of worker `Some(i)`.
@@ -370,9 +398,14 @@ impl Farm {
         or_panic(self.try_add_user(name, password, admin));
     }
 
-    fn spawn(&self, binary: &Path, config: &Path, log: &str) -> Result<Daemon> {
+    fn command(&self, binary: &Path, config: &Path) -> Command {
         let mut cmd = daemon::command(binary, config, &[], &self.setup.rust_log);
         cmd.envs(self.setup.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    fn spawn(&self, binary: &Path, config: &Path, log: &str) -> Result<Daemon> {
+        let cmd = self.command(binary, config);
         let name = binary
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -441,7 +474,12 @@ impl Farm {
         let id = self.setup.workers[i].clone();
         let log = format!("worker-{id}.log");
         let before = read_lossy(&self.log_path(&log)).matches(REGISTERED).count();
-        let worker = self.spawn(&self.bins.worker, &self.config_path(Some(i)), &log)?;
+        let mut cmd = self.command(&self.bins.worker, &self.config_path(Some(i)));
+        if let Some(netns) = self.setup.worker_netns.get(i) {
+            let file = File::open(netns).what(|| format!("opening {}", netns.display()))?;
+            join_netns(&mut cmd, file);
+        }
+        let worker = Daemon::spawn("testarena-worker", cmd, &self.log_path(&log))?;
         self.workers[i] = Some(worker);
         try_wait_for(READY, &format!("worker {id} to register"), || {
             let text = read_lossy(&self.log_path(&log));
@@ -744,5 +782,19 @@ trait ExpectRunning<T> {
 impl<T> ExpectRunning<T> for Option<T> {
     fn expect_running(self, what: &str) -> T {
         self.unwrap_or_else(|| panic!("{what} is not running"))
+    }
+}
+
+/// Makes `cmd`'s child enter the network namespace `netns` before it
+/// execs (the worker of a lab test, on its own "host").
+#[expect(unsafe_code, reason = "pre_exec: setns between fork and exec")]
+fn join_netns(cmd: &mut Command, netns: File) {
+    // SAFETY: setns is one system call, async-signal-safe; the closure
+    // allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)
+        });
     }
 }

@@ -18,6 +18,8 @@
 //! - [`repo`]: git repositories: the example firmware
 //!   (`tests/fixtures/make-repo.sh`), a small one of `<run>` scenarios, and
 //!   commits made on top of them.
+//! - [`netns`]: network namespaces joined by veth pairs, the "hosts" of
+//!   the lab test (root only).
 //! - [`http`]: a keep-alive HTTP client of the API over loopback.
 //! - [`wait`]: polling with a deadline that names what it waited for.
 //! - [`port`]: free loopback ports, never the same one twice per process.
@@ -42,6 +44,7 @@ mod error;
 pub mod farm;
 pub mod forge_standin;
 pub mod http;
+pub mod netns;
 pub mod port;
 pub mod postgres;
 pub mod procs;

@@ -428,6 +428,17 @@ impl Cluster {
                 ),
             });
         }
+        if !self.options.listen.is_empty() {
+            // Clients on the subnets of the extra addresses (the lab's
+            // namespaces, over their veth), with the password like loopback.
+            let hba = self.data_dir().join("pg_hba.conf");
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&hba)
+                .what(|| format!("opening {}", hba.display()))?;
+            std::io::Write::write_all(&mut file, b"host all all samenet scram-sha-256\n")
+                .what(|| format!("writing {}", hba.display()))?;
+        }
         Ok(())
     }
 
