@@ -20,13 +20,21 @@ pub const RECENT_QUEUES: i64 = 20;
 /// A board requirement: `any` or a board id, and the tags asked for.
 pub type Requirement = (String, Vec<String>);
 
-/// The worker heartbeat older than which a board's worker counts as gone
+/// How long a worker may be silent before its boards count as gone
 /// (`worker.lost_after_s` of the app's config).
-pub fn live_after(state: &AppState) -> NaiveDateTime {
-    let lost = chrono::Duration::seconds(
+pub fn lost_after(state: &AppState) -> chrono::Duration {
+    chrono::Duration::seconds(
         i64::try_from(state.config.worker.lost_after_s).unwrap_or(i64::MAX / 1000),
-    );
-    store::now() - lost
+    )
+}
+
+/// The heartbeat older than which a worker counts as gone, on the
+/// database's clock, which the heartbeats are written on (DESIGN 13.4).
+pub fn live_after(
+    conn: &mut testarena_domain::db::DbConnection,
+    lost: chrono::Duration,
+) -> Result<NaiveDateTime, ApiError> {
+    Ok(testarena_domain::db::db_now(conn).map_err(store::StoreError::from)? - lost)
 }
 
 /// The submission's board requirement, checked: `None` for QEMU. Tags
@@ -68,9 +76,14 @@ pub fn add_waiting_for(
     conn: &mut testarena_domain::db::DbConnection,
     row: &QueueRow,
     queue: &mut Queue,
-    live_after: NaiveDateTime,
+    lost: chrono::Duration,
 ) -> Result<(), ApiError> {
-    queue.waiting_for = store::boards::waiting_for(conn, row, live_after)?;
+    // Only a queue that waits for a board asks who is alive.
+    if row.board.is_none() || row.status != "waiting" {
+        return Ok(());
+    }
+    let live = live_after(conn, lost)?;
+    queue.waiting_for = store::boards::waiting_for(conn, row, live)?;
     Ok(())
 }
 
@@ -103,9 +116,10 @@ fn no_board(id: &str) -> ApiError {
 
 /// Every board.
 pub async fn list(state: &AppState) -> Result<Vec<Board>, ApiError> {
-    let live = live_after(state);
+    let lost = lost_after(state);
     state
         .db(move |conn| {
+            let live = live_after(conn, lost)?;
             let rows = store::boards::list_boards(conn, live)?;
             Ok(rows
                 .iter()
@@ -120,9 +134,10 @@ pub async fn detail(state: &AppState, id: &str) -> Result<BoardDetail, ApiError>
     if !validate::is_valid_id(id) {
         return Err(no_board(id));
     }
-    let (id, live) = (id.to_owned(), live_after(state));
+    let (id, lost) = (id.to_owned(), lost_after(state));
     state
         .db(move |conn| {
+            let live = live_after(conn, lost)?;
             let rows = store::boards::list_boards(conn, live)?;
             let (b, alive) = rows
                 .iter()
@@ -166,9 +181,10 @@ pub async fn update(
             format!("at most {MAX_NOTE} characters, no control characters"),
         ));
     }
-    let (id, live) = (id.to_owned(), live_after(state));
+    let (id, lost) = (id.to_owned(), lost_after(state));
     state
         .db(move |conn| {
+            let live = live_after(conn, lost)?;
             let row = store::boards::update_board(conn, &id, maintenance, note.as_deref())
                 .map_err(|e| match e {
                     store::StoreError::NotFound { .. } => no_board(&id),
@@ -206,9 +222,12 @@ pub async fn request_health(state: &AppState, id: &str) -> Result<Queue, ApiErro
 /// The boards' lines of `/metrics`: boards by status, flashes, board faults.
 pub async fn metrics(state: &AppState) -> Result<String, ApiError> {
     use std::fmt::Write as _;
-    let live = live_after(state);
+    let lost = lost_after(state);
     let (by, flashes, faults) = state
-        .db(move |conn| Ok(store::boards::board_metrics(conn, live)?))
+        .db(move |conn| {
+            let live = live_after(conn, lost)?;
+            Ok(store::boards::board_metrics(conn, live)?)
+        })
         .await?;
     let mut out =
         String::from("# HELP testarena_boards Boards by status.\n# TYPE testarena_boards gauge\n");

@@ -166,7 +166,7 @@ pub async fn list(state: &AppState, filter: QueueFilter) -> Result<Page<Queue>, 
 /// One queue with its tasks and test cases, or 404.
 pub async fn load(state: &AppState, id: &str) -> Result<Queue, ApiError> {
     let id = checked_id(id)?.to_owned();
-    let live = crate::boards::live_after(state);
+    let lost = crate::boards::lost_after(state);
     state
         .db(move |conn| {
             let read = store::snapshot(conn, |conn| {
@@ -180,7 +180,7 @@ pub async fn load(state: &AppState, id: &str) -> Result<Queue, ApiError> {
             let (detail, position, facts) = read.ok_or_else(|| no_queue(&id))?;
             let mut queue = queue_json(&detail, position);
             store::annotate(&mut queue, &facts);
-            crate::boards::add_waiting_for(conn, &detail.queue, &mut queue, live)?;
+            crate::boards::add_waiting_for(conn, &detail.queue, &mut queue, lost)?;
             Ok(queue)
         })
         .await
