@@ -39,7 +39,7 @@ fn counted() -> String {
 /// first, then the database, the server and the namespaces.
 struct Lab {
     farm: Farm,
-    _db: Database,
+    db: Database,
     cluster: Cluster,
     nets: Vec<NetNs>,
 }
@@ -79,7 +79,7 @@ fn lab() -> Option<Lab> {
     farm.start_worker(1);
     Some(Lab {
         farm,
-        _db: db,
+        db,
         cluster,
         nets,
     })
