@@ -219,6 +219,13 @@ fn a_partitioned_worker_loses_its_queue_and_fences_itself_when_the_link_comes_ba
         "passed"
     );
     farm.assert_no_leftovers();
+    // The cut-off worker logged its failed connections: never the password.
+    let logs = farm.daemon_logs();
+    assert!(logs.contains("database"), "the connection errors were logged");
+    assert!(
+        !logs.contains(lab.db.password()),
+        "the password is in a log line"
+    );
 }
 
 #[test]
