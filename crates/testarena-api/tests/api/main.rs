@@ -11,5 +11,6 @@ mod history;
 mod hooks;
 mod malformed;
 mod openapi;
+mod pglogs;
 mod queues;
 mod support;
