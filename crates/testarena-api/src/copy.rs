@@ -72,25 +72,22 @@ macro_rules! tables {
                 progress: &mut Progress,
             ) -> QueryResult<u64> {
                 use diesel::Table as _;
-                let rows = schema::$table::table
+                let mut rows = schema::$table::table
                     .order(schema::$table::table.primary_key())
                     .select(Row::as_select())
-                    .load_iter::<Row, DefaultLoadingMode>(src)?;
-                let mut batch = Vec::with_capacity(BATCH);
+                    .load_iter::<Row, DefaultLoadingMode>(src)?
+                    // Asked again after its end, SQLite's statement starts over.
+                    .fuse();
                 let mut copied = 0;
-                for row in rows {
-                    batch.push(row?);
-                    if batch.len() == BATCH {
-                        copied += diesel::copy_from(schema::$table::table)
-                            .from_insertable(std::mem::take(&mut batch))
-                            .execute(dst)? as u64;
-                        progress.tick(stringify!($table), copied);
+                loop {
+                    let batch = rows.by_ref().take(BATCH).collect::<QueryResult<Vec<_>>>()?;
+                    if batch.is_empty() {
+                        break;
                     }
-                }
-                if !batch.is_empty() {
                     copied += diesel::copy_from(schema::$table::table)
                         .from_insertable(batch)
                         .execute(dst)? as u64;
+                    progress.tick(stringify!($table), copied);
                 }
                 Ok(copied)
             }
@@ -233,10 +230,9 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
     );
 
     // libpq's error may quote the password: scrub it before anything shows it.
-    let pg = PgConnection::establish(&url.connect_string()).map_err(|e| {
+    let mut pg = PgConnection::establish(&url.connect_string()).map_err(|e| {
         anyhow::anyhow!("cannot open database {url}: {}", url.scrub(&e.to_string()))
     })?;
-    let mut pg = pg;
     pg.batch_execute("SET TIME ZONE 'UTC'")?;
     // Refused before migrating: a non-empty target is left as it was.
     refuse_rows(&mut pg, &args.to)?;
@@ -250,9 +246,11 @@ pub fn run(args: &Args) -> anyhow::Result<String> {
 
     let mut progress = Progress::new();
     let home = Home::new(&args.home);
-    let counts = dst.transaction(|dst| {
-        src.transaction(|src| copy_all(src, dst, &home, &args.to, &mut progress))
-    })?;
+    let counts = dst
+        .transaction(|dst| {
+            src.transaction(|src| copy_all(src, dst, &home, &args.to, &mut progress))
+        })
+        .context("the copy was rolled back: the target holds no rows (it stays migrated)")?;
     let mut out = format!("{:<16} {:>12} {:>12}\n", "table", "source", "target");
     for c in &counts {
         let _ = writeln!(out, "{:<16} {:>12} {:>12}", c.table, c.source, c.target);
@@ -366,6 +364,10 @@ fn copy_all(
     let since = Instant::now();
     let logs = copy_logs(src, dst, home, progress)?;
     progress.done("log bytes", logs.bytes, since);
+    eprintln!(
+        "{} log file(s) of {} queue folder(s) in {} chunk(s)",
+        logs.files, logs.folders, logs.chunks
+    );
 
     for table in all_tables() {
         dst.batch_execute(&format!("ALTER TABLE {table} ENABLE TRIGGER USER"))?;
@@ -373,14 +375,15 @@ fn copy_all(
     advance_identities(src, dst)?;
 
     let stored = diesel::sql_query(
-        "SELECT count(*) AS chunks, coalesce(sum(len), 0)::bigint AS bytes, \
+        "SELECT (SELECT count(*) FROM (SELECT DISTINCT queue_id, path FROM log_chunks) f) AS files, \
+         coalesce(sum(len), 0)::bigint AS bytes, \
          coalesce(sum(octet_length(data)), 0)::bigint AS data FROM log_chunks",
     )
     .get_result::<StoredLogs>(dst)?;
     counts.push(Count {
-        table: LOG_TABLE.to_owned(),
-        source: logs.chunks as i64,
-        target: stored.chunks,
+        table: "log files".to_owned(),
+        source: logs.files as i64,
+        target: stored.files,
     });
     counts.push(Count {
         table: "log bytes".to_owned(),
@@ -403,17 +406,13 @@ fn copy_all(
             }
         );
     }
-    eprintln!(
-        "{} log file(s) of {} queue folder(s)",
-        logs.files, logs.folders
-    );
     Ok(counts)
 }
 
 #[derive(QueryableByName)]
 struct StoredLogs {
     #[diesel(sql_type = BigInt)]
-    chunks: i64,
+    files: i64,
     #[diesel(sql_type = BigInt)]
     bytes: i64,
     #[diesel(sql_type = BigInt)]

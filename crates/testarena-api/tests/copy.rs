@@ -3,6 +3,10 @@
 //! PostgreSQL database, then both read back through the store and row by
 //! row.
 
+// Test helpers outside #[test] functions unwrap too: a failure should stop
+// the test where it happens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -520,7 +524,7 @@ fn a_target_with_rows_is_refused_and_left_alone() {
             PoolOptions::sized(1),
         )
         .unwrap();
-        store::register_worker(&mut *pg.get().unwrap(), "other", 1, "0.9", 1).unwrap();
+        store::register_worker(&mut pg.get().unwrap(), "other", 1, "0.9", 1).unwrap();
     }
     let before = target.psql("SELECT count(*) FROM workers; SELECT count(*) FROM users");
     let out = copy(&farm.config, &["--to", &target.url()]);
