@@ -427,5 +427,12 @@ async fn clean_up_lost(ctx: &Context, queue: QueueRow, retried: bool) {
         timeline.flush().await;
         true
     };
-    workspace::end_queue(&ctx.home, &ctx.db, &queue.id, None, None, flushed).await;
+    // On PostgreSQL the farm's copy of the logs is the database's.
+    let db_logs = ctx.postgres().then(|| workspace::DbLogs {
+        shipper: None,
+        fence: None,
+        keep_local: ctx.config.worker.keep_workspace,
+        shutdown: watch::channel(false).1,
+    });
+    workspace::end_queue(&ctx.home, &ctx.db, &queue.id, None, None, flushed, db_logs).await;
 }

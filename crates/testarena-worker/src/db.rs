@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use testarena_domain::db::{self as domain_db, DbConnection, DbPool};
+use testarena_domain::store::logs::Fence;
 use testarena_domain::store::{StoreError, StoreResult};
 
 use crate::{Error, Result};
@@ -13,6 +14,9 @@ use crate::{Error, Result};
 const BUSY_ATTEMPTS: u32 = 3;
 /// Pause between those attempts.
 const BUSY_PAUSE: Duration = Duration::from_millis(200);
+/// The longest pause between attempts of a running queue's write while
+/// the database is unreachable (the pauses double up to it).
+const BACK_PAUSE_MAX: Duration = Duration::from_secs(2);
 
 /// Runs `f` on the blocking pool, in the current tracing span.
 pub async fn blocking<T, F>(f: F) -> Result<T>
@@ -47,6 +51,73 @@ impl Db {
         blocking(move || {
             let mut conn = pool.get().map_err(StoreError::from)?;
             Ok(domain_db::ensure_schema(&mut conn)?)
+        })
+        .await
+    }
+
+    /// The pool, for the log shipper's blocking flushes.
+    pub(crate) fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// Runs one write of a running queue. With a `fence` (PostgreSQL) it
+    /// is one write transaction that passes [`Fence::check`] first, and it
+    /// is tried again, with pauses that double up to [`BACK_PAUSE_MAX`],
+    /// for as long as the database is unreachable or busy: the queue goes
+    /// on when the database is back instead of ending with an error. It
+    /// fails with [`StoreError::Fenced`] once the farm ended the run.
+    /// Without one (SQLite, one host) it is [`Db::run`].
+    pub async fn run_fenced<T, F>(&self, fence: Option<&Fence>, f: F) -> Result<T>
+    where
+        F: Fn(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(fence) = fence.cloned() else {
+            return self.run(f).await;
+        };
+        self.run_waiting(move |c| {
+            domain_db::write(c, |c| {
+                fence.check(c)?;
+                f(c)
+            })
+        })
+        .await
+    }
+
+    /// Runs one store call, tried again (pauses doubling up to
+    /// [`BACK_PAUSE_MAX`]) for as long as the database is unreachable or
+    /// busy: the writes of a queue, whose end must be stored.
+    pub async fn run_waiting<T, F>(&self, f: F) -> Result<T>
+    where
+        F: Fn(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        blocking(move || {
+            let mut pause = BUSY_PAUSE;
+            let mut warned = false;
+            loop {
+                let result = pool
+                    .get()
+                    .map_err(StoreError::from)
+                    .and_then(|mut conn| f(&mut conn));
+                match result {
+                    Err(e @ (StoreError::Unavailable(_) | StoreError::Busy(_))) => {
+                        if !warned {
+                            tracing::warn!(error = %e, "database unreachable; the queue's write waits for it");
+                            warned = true;
+                        }
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(BACK_PAUSE_MAX);
+                    }
+                    other => {
+                        if warned && other.is_ok() {
+                            tracing::info!("database back; the queue's write went through");
+                        }
+                        return other.map_err(Error::from);
+                    }
+                }
+            }
         })
         .await
     }

@@ -9,14 +9,18 @@
 //! - [`logfile`]: append-only logs and the queue timeline, each written by
 //!   its own writer off the async executor;
 //! - [`matcher`]: the pure streaming matcher of `<boot/>` tests;
-//! - [`db`]: the one helper that runs blocking store, git and file calls;
+//! - [`db`]: the one helper that runs blocking store, git and file calls,
+//!   and a running queue's fenced writes that wait out a database outage;
+//! - [`ship`]: on PostgreSQL, a queue's log files appended to the database
+//!   as they grow;
 //! - [`inputs`]: scenario and JUnit files read from a checkout, an
 //!   `env_script`'s environment;
 //! - [`cache`]: the build cache; [`attempts`]: an earlier attempt's logs;
 //! - [`workspace`]: the slots and their checkouts, and the end of a queue's
 //!   files (build directory, `junit.xml`);
 //! - [`supervise`]: runs one child under every deadline and the abort poll;
-//! - [`runner`] and [`testrun`]: one queue, from checkout to verdict;
+//! - [`runner`] and [`testrun`]: one queue, from checkout to verdict
+//!   (`verdict`: how its attempt ends);
 //! - [`daemon`]: registration, heartbeat, recovery, the claim loop, shutdown.
 //!
 //! Errors inside the library are [`Error`]; a queue's own failures (a build
@@ -33,8 +37,10 @@ pub mod logfile;
 pub mod matcher;
 pub mod process;
 pub mod runner;
+pub mod ship;
 pub mod supervise;
 pub mod testrun;
+mod verdict;
 pub mod workspace;
 
 use std::path::PathBuf;

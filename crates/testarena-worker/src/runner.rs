@@ -13,6 +13,12 @@
 //! scenario), `aborted` for a user's abort, the queue timeout or the worker
 //! stopping. Internal errors end the queue `error` with their message; a
 //! full disk with "disk full: ..." (DESIGN section 9).
+//!
+//! On PostgreSQL (DESIGN section 13) the queue's folder is shipped to the
+//! database as it grows ([`Shipper`]), every write of the run passes its
+//! [`Fence`] and waits out a database outage ([`Db::run_fenced`]), and a
+//! run the farm ended meanwhile (fenced) is killed at once and writes
+//! nothing more: no results, no end, no `junit.xml`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -20,11 +26,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testarena_domain::config::{Config, Placeholders, RepoConfig, TargetConfig};
+use testarena_domain::db::Location;
 use testarena_domain::git::{CheckoutOutcome, GitError, Mirror};
 use testarena_domain::models::{QueueRow, TaskRow};
 use testarena_domain::paths::Home;
 use testarena_domain::scenario;
 use testarena_domain::status::Status;
+use testarena_domain::store::logs::{self, Fence};
 use testarena_domain::store::{self, EndOutcome, QueueEnd};
 use tokio::sync::watch;
 use tracing::Instrument as _;
@@ -34,9 +42,11 @@ use crate::db::{self, Db};
 use crate::inputs::{parse_env, read_scenario};
 use crate::logfile::{LogFile, Timeline};
 use crate::process::{self, Spec};
-use crate::supervise::{self, Ended, Limits, Stop, Watch};
+use crate::ship::Shipper;
+use crate::supervise::{self, Ended, Limits, Watch};
 use crate::testrun::{LogSink, TaskContext};
-use crate::workspace::{self, BUILD_DIR, Lease};
+use crate::verdict::End;
+use crate::workspace::{self, BUILD_DIR, DbLogs, Lease};
 use crate::{Error, attempts};
 
 /// Pause between attempts to store a queue's end in a database that is
@@ -52,83 +62,11 @@ pub struct Context {
     pub worker_id: String,
 }
 
-/// How a queue's attempt ends (early or not): a status, its reason, and
-/// whether the farm failed rather than the code (DESIGN section 11,
-/// "Attempts": such an `error` is retried while attempts are left).
-#[derive(Debug)]
-pub(crate) struct End {
-    pub status: Status,
-    pub reason: String,
-    pub farm_failure: bool,
-}
-
-impl End {
-    pub(crate) fn new(status: Status, reason: impl Into<String>) -> Self {
-        Self {
-            status,
-            reason: reason.into(),
-            farm_failure: false,
-        }
-    }
-
-    /// An `error` of the farm's own: git, the disk, QEMU, a board.
-    pub(crate) fn farm(reason: impl Into<String>) -> Self {
-        Self {
-            farm_failure: true,
-            ..Self::new(Status::Error, reason)
-        }
-    }
-}
-
-impl From<Error> for End {
-    fn from(e: Error) -> Self {
-        let reason = error_reason(&e);
-        match e {
-            // A clone or fetch that failed, a full disk: the farm's.
-            Error::Git(_) => End::farm(reason),
-            // A board fault retries only when another board could run it.
-            Error::Board { retry, .. } => End {
-                farm_failure: retry,
-                ..End::new(Status::Error, reason)
-            },
-            _ if reason.starts_with("disk full") => End::farm(reason),
-            _ => End::new(Status::Error, reason),
-        }
-    }
-}
-
-impl From<GitError> for End {
-    fn from(e: GitError) -> Self {
-        Error::from(e).into()
-    }
-}
-
-/// A queue's `status_reason` for an internal error. A full disk (a log
-/// that cannot grow, a database that cannot) says so first: it is the
-/// operator's to fix, not the code's.
-fn error_reason(e: &Error) -> String {
-    match e {
-        Error::Io { path, source } if is_disk_full(source) => {
-            format!("disk full: cannot write {}: {source}", path.display())
-        }
-        Error::Store(store::StoreError::Full(message)) => {
-            format!("disk full: cannot write the database: {message}")
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Whether an I/O error means the filesystem (or the user's quota) is full.
-fn is_disk_full(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-    )
-}
-
-impl From<Stop> for End {
-    fn from(stop: Stop) -> Self {
-        End::new(Status::Aborted, stop.reason())
+impl Context {
+    /// Whether the database is PostgreSQL: the logs are shipped to it and
+    /// the runs' writes are fenced.
+    pub fn postgres(&self) -> bool {
+        matches!(self.config.database_location(), Ok(Location::Postgres(_)))
     }
 }
 
@@ -158,28 +96,46 @@ async fn run(
         .and_then(|t| u64::try_from(t).ok())
         .filter(|t| *t > 0)
         .unwrap_or(w.queue_timeout_s);
-    let watch = Watch {
+    let fence = ctx.postgres().then(|| Fence {
+        queue_id: queue.id.clone(),
+        worker_id: ctx.worker_id.clone(),
+        attempt: queue.attempt,
+    });
+    let mut watch = Watch {
         db: ctx.db.clone(),
         queue_id: queue.id.clone(),
         deadline: tokio::time::Instant::now() + Duration::from_secs(timeout_s),
         shutdown,
         grace: Duration::from_secs(w.abort_grace_s),
+        fence: fence.clone(),
+        ship: None,
+    };
+    // Before the shipper looks at the folder: the earlier attempt's files
+    // move first, here and in the database.
+    let moved = match queue.attempt {
+        1 => None,
+        attempt => Some(archive_earlier(ctx, &watch, attempt - 1).await),
+    };
+    let shipper = match &fence {
+        Some(fence) => {
+            let dir = ctx.home.queue_dir(&queue.id);
+            let shipper = Shipper::start(&ctx.db, dir, fence.clone(), w.log_buffer_mib).await;
+            watch.ship = Some(shipper.state());
+            Some(shipper)
+        }
+        None => None,
     };
     let timeline = Timeline::open(&ctx.home.queue_log(&queue.id));
-    if queue.attempt > 1 {
-        // What the earlier attempt left on this host (it carries the same
-        // queue id) goes before this one starts anything.
-        process::stop(None, Some(&queue.id), watch.grace).await;
-        let (home, id, earlier) = (ctx.home.clone(), queue.id.clone(), queue.attempt - 1);
-        match db::blocking(move || attempts::archive(&home, &id, earlier)).await {
-            Ok(moved) if !moved.is_empty() => timeline.line(&format!(
-                "attempt {earlier}'s {} moved to attempts/{earlier}/",
-                moved.join(", ")
-            )),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot move the earlier attempt's logs"),
+    let early_end = match moved {
+        Some(Err(end)) => Some(end),
+        Some(Ok(line)) => {
+            if let Some(line) = line {
+                timeline.line(&line);
+            }
+            None
         }
-    }
+        None => None,
+    };
     timeline.line(&format!(
         "claimed by worker {} (branch {}, target {}, timeout {timeout_s} s{})",
         ctx.worker_id,
@@ -188,7 +144,7 @@ async fn run(
         attempts::attempt_suffix(queue.attempt)
     ));
     tracing::info!(branch = %queue.branch, commit = ?queue.commit_sha, "queue started");
-    let (end, build_dir) = match setup(ctx, &queue) {
+    let (end, build_dir) = match early_end.map_or_else(|| setup(ctx, &queue), Err) {
         Ok((repo, target)) => {
             let workspace = ctx
                 .home
@@ -208,8 +164,54 @@ async fn run(
         }
         Err(end) => (end, None),
     };
-    finish(ctx, &queue.id, &watch, &timeline, build_dir, lease, &end).await;
+    let ending = Ending {
+        queue_id: &queue.id,
+        watch: &watch,
+        timeline: &timeline,
+        build_dir,
+        shipper,
+    };
+    finish(ctx, ending, lease, &end).await;
     (end.status, end.reason)
+}
+
+/// Moves what attempt `earlier` left (it carries the same queue id) before
+/// this one starts anything: its processes on this host, its logs here and,
+/// on PostgreSQL, in the database. Returns the timeline's line about it.
+async fn archive_earlier(
+    ctx: &Context,
+    watch: &Watch,
+    earlier: i32,
+) -> std::result::Result<Option<String>, End> {
+    process::stop(None, Some(&watch.queue_id), watch.grace).await;
+    let (home, id) = (ctx.home.clone(), watch.queue_id.clone());
+    let mut moved = match db::blocking(move || attempts::archive(&home, &id, earlier)).await {
+        Ok(moved) => moved.into_iter().map(str::to_owned).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot move the earlier attempt's logs");
+            Vec::new()
+        }
+    };
+    if let Some(fence) = watch.fence.clone() {
+        let stored = ctx
+            .db
+            .run_fenced(watch.fence.as_ref(), move |c| {
+                logs::archive_attempt(c, &fence, earlier)
+            })
+            .await?;
+        for path in stored {
+            let name = path.split('/').next().unwrap_or_default().to_owned();
+            if !moved.contains(&name) {
+                moved.push(name);
+            }
+        }
+    }
+    Ok((!moved.is_empty()).then(|| {
+        format!(
+            "attempt {earlier}'s {} moved to attempts/{earlier}/",
+            moved.join(", ")
+        )
+    }))
 }
 
 /// The queue's repository and target from the config.
@@ -369,7 +371,9 @@ impl QueueRun<'_> {
                 let (id, commit) = (self.id().to_owned(), sha.clone());
                 self.ctx
                     .db
-                    .run(move |c| store::set_commit(c, &id, &commit))
+                    .run_fenced(self.watch.fence.as_ref(), move |c| {
+                        store::set_commit(c, &id, &commit)
+                    })
                     .await?;
                 sha
             }
@@ -489,7 +493,9 @@ impl QueueRun<'_> {
         let tasks = self
             .ctx
             .db
-            .run(move |c| store::tasks_of(c, &[id.as_str()]))
+            .run_fenced(self.watch.fence.as_ref(), move |c| {
+                store::tasks_of(c, &[id.as_str()])
+            })
             .await?;
         let (mut failed, mut errored, mut farm) = (0, 0, 0);
         for task in &tasks {
@@ -499,7 +505,9 @@ impl QueueRun<'_> {
             let task_id = task.id.clone();
             self.ctx
                 .db
-                .run(move |c| store::set_task(c, &task_id, Status::Running, None))
+                .run_fenced(self.watch.fence.as_ref(), move |c| {
+                    store::set_task(c, &task_id, Status::Running, None)
+                })
                 .await?;
             self.timeline
                 .line(&format!("task {} started ({})", task.id, task.scenario));
@@ -510,7 +518,9 @@ impl QueueRun<'_> {
             let r = reason.clone();
             self.ctx
                 .db
-                .run(move |c| store::set_task(c, &task_id, status, r.as_deref()))
+                .run_fenced(self.watch.fence.as_ref(), move |c| {
+                    store::set_task(c, &task_id, status, r.as_deref())
+                })
                 .await?;
             let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
             self.timeline
@@ -618,25 +628,63 @@ impl QueueRun<'_> {
     }
 }
 
+/// What [`finish`] ends.
+struct Ending<'a> {
+    queue_id: &'a str,
+    watch: &'a Watch,
+    timeline: &'a Timeline,
+    build_dir: Option<PathBuf>,
+    shipper: Option<Shipper>,
+}
+
 /// Ends the queue: a last sweep for its processes, then its files around
 /// the recording of its verdict ([`workspace::end_queue`]: the build
 /// directory first, unless `keep_workspace`; the timeline's last line; the
-/// end; the slot given back; `junit.xml`).
-async fn finish(
-    ctx: &Context,
-    queue_id: &str,
-    watch: &Watch,
-    timeline: &Timeline,
-    build_dir: Option<PathBuf>,
-    lease: Lease,
-    end: &End,
-) {
+/// end; the slot given back; on PostgreSQL the logs shipped to the end;
+/// `junit.xml`). A fenced run records nothing: its processes are killed
+/// at once, its shipper stopped, its slot given back and its files removed.
+async fn finish(ctx: &Context, ending: Ending<'_>, lease: Lease, end: &End) {
+    let Ending {
+        queue_id,
+        watch,
+        timeline,
+        build_dir,
+        shipper,
+    } = ending;
     let (status, reason) = (end.status, end.reason.as_str());
+    let keep = ctx.config.worker.keep_workspace;
+    if end.fenced {
+        tracing::warn!(
+            reason,
+            "fenced: the farm ended this run meanwhile; its processes are killed and nothing more of it is written"
+        );
+        process::stop(None, Some(queue_id), Duration::ZERO).await;
+        if let Some(shipper) = shipper {
+            shipper.abandon().await;
+        }
+        drop(lease);
+        timeline.flush().await;
+        if !keep {
+            if let Some(build_dir) = build_dir
+                && let Err(e) = db::blocking(move || workspace::remove_dir(&build_dir)).await
+            {
+                tracing::error!(error = %e, "cannot remove the build directory");
+            }
+            workspace::remove_queue_dir(&ctx.home, queue_id).await;
+        }
+        return;
+    }
     let left = process::stop(None, Some(queue_id), watch.grace).await;
     if !left.is_empty() {
         tracing::error!(?left, "processes of the queue survived SIGKILL");
     }
-    let build_dir = build_dir.filter(|_| !ctx.config.worker.keep_workspace);
+    let build_dir = build_dir.filter(|_| !keep);
+    let db_logs = watch.fence.clone().map(|fence| DbLogs {
+        shipper,
+        fence: Some(fence),
+        keep_local: keep,
+        shutdown: watch.shutdown.clone(),
+    });
     let record = async {
         let suffix = if reason.is_empty() {
             String::new()
@@ -650,21 +698,35 @@ async fn finish(
                 row.attempt - 1,
                 row.status_reason.as_deref().unwrap_or("retrying")
             )),
-            _ => timeline.line(&format!("finished {status}{suffix}")),
+            Some(_) => timeline.line(&format!("finished {status}{suffix}")),
+            None if watch.fence.is_some() => {}
+            None => timeline.line(&format!("finished {status}{suffix}")),
         }
         timeline.flush().await;
         recorded.is_some()
     };
-    if workspace::end_queue(&ctx.home, &ctx.db, queue_id, build_dir, Some(lease), record).await {
+    let recorded = workspace::end_queue(
+        &ctx.home,
+        &ctx.db,
+        queue_id,
+        build_dir,
+        Some(lease),
+        record,
+        db_logs,
+    )
+    .await;
+    if recorded {
         tracing::info!(%status, reason, "queue finished");
     }
 }
 
 /// Stores the queue's end (or, for a farm failure with attempts left, the
-/// end of its attempt: the queue waits for the next). A database that is full (or stays busy) is
-/// tried again every [`RECORD_RETRY`] until it takes the write or the
-/// worker stops: a verdict that was never stored would leave the queue
-/// `running` until some worker declared it lost. Returns what was stored.
+/// end of its attempt: the queue waits for the next). A database that is
+/// full (or stays busy) is tried again every [`RECORD_RETRY`] until it
+/// takes the write or the worker stops: a verdict that was never stored
+/// would leave the queue `running` until some worker declared it lost. On
+/// PostgreSQL the end passes the run's fence and waits out an outage.
+/// Returns what was stored.
 async fn record_end(ctx: &Context, queue_id: &str, watch: &Watch, end: &End) -> Option<EndOutcome> {
     let mut shutdown = watch.shutdown.clone();
     let mut warned = false;
@@ -672,7 +734,7 @@ async fn record_end(ctx: &Context, queue_id: &str, watch: &Watch, end: &End) -> 
     let retry_errors = ctx.config.worker.retry_errors;
     loop {
         let (id, r) = (queue_id.to_owned(), end.reason.clone());
-        let recorded = ctx.db.run(move |c| {
+        let recorded = ctx.db.run_fenced(watch.fence.as_ref(), move |c| {
             let end = QueueEnd {
                 status,
                 reason: &r,
@@ -680,13 +742,24 @@ async fn record_end(ctx: &Context, queue_id: &str, watch: &Watch, end: &End) -> 
             };
             store::end_queue(c, &id, end, retry_errors)
         });
-        match recorded.await {
+        let recorded = tokio::select! {
+            recorded = recorded => recorded,
+            () = supervise::shutting_down(&mut shutdown), if watch.fence.is_some() => {
+                tracing::error!(%status, "worker stopping while the database is unreachable: the queue's end is not recorded");
+                return None;
+            }
+        };
+        match recorded {
             Ok(outcome) => return Some(outcome),
             Err(Error::Store(e @ (store::StoreError::Full(_) | store::StoreError::Busy(_)))) => {
                 if !warned {
                     tracing::error!(error = %e, %status, "cannot record the queue's end yet; trying again");
                     warned = true;
                 }
+            }
+            Err(Error::Store(store::StoreError::Fenced(why))) => {
+                tracing::warn!(reason = %why, %status, "fenced: the farm ended this run meanwhile; its end is not recorded");
+                return None;
             }
             // Another worker may have declared this one lost meanwhile.
             Err(e) => {
@@ -711,32 +784,5 @@ fn checked_out(outcome: &CheckoutOutcome) -> String {
         (_, true) => "checked out (moved the slot's tree)".to_owned(),
         (Some(why), false) => format!("checked out (tree made again: {why})"),
         (None, false) => "checked out (new tree)".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_disk_is_named_in_the_reason() {
-        let full = Error::io(
-            "/h/queues/q/build.log",
-            std::io::Error::from_raw_os_error(28),
-        );
-        assert_eq!(
-            error_reason(&full),
-            "disk full: cannot write /h/queues/q/build.log: No space left on device (os error 28)"
-        );
-        let db = Error::Store(store::StoreError::Full("database or disk is full".into()));
-        assert_eq!(
-            error_reason(&db),
-            "disk full: cannot write the database: database or disk is full"
-        );
-        let other = Error::io("/h/x", std::io::Error::from_raw_os_error(13));
-        assert_eq!(
-            error_reason(&other),
-            "/h/x: Permission denied (os error 13)"
-        );
     }
 }

@@ -1,6 +1,12 @@
 //! Runs one child of a queue to its end under every limit: the test's
 //! timeout and quiet-timeout, the queue's deadline, a user's abort (polled
-//! from the database every [`ABORT_POLL`]) and the worker's shutdown.
+//! from the database every [`ABORT_POLL`]) and the worker's shutdown. On
+//! PostgreSQL the same poll passes the run's fence: a run the farm ended
+//! meanwhile (`worker lost` while this worker was cut off) stops at once,
+//! its process group killed without a grace period, and so does a run
+//! whose logs could not be shipped within `log_buffer_mib`. The poll runs
+//! beside the child, so a database that does not answer never holds up
+//! the reading of its output.
 //!
 //! Whatever ends the child, its whole process group is stopped before
 //! [`supervise`] returns (SIGTERM, then SIGKILL after the grace), so nothing
@@ -16,11 +22,13 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use testarena_domain::store;
+use testarena_domain::store::logs::Fence;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use crate::db::Db;
 use crate::process::{self, Child};
+use crate::ship::ShipState;
 use crate::{Error, Result};
 
 /// How often a running queue's abort request is read from the database.
@@ -39,6 +47,12 @@ pub enum Stop {
     QueueTimeout,
     /// The worker is shutting down.
     Shutdown,
+    /// The farm ended the run meanwhile, for this reason: nothing more of
+    /// it may be written.
+    Fenced(String),
+    /// The queue cannot go on (its logs could not be shipped): it ends
+    /// `error` with this reason.
+    Failed(String),
 }
 
 impl Stop {
@@ -48,6 +62,7 @@ impl Stop {
             Stop::Abort(reason) => reason,
             Stop::QueueTimeout => "timeout",
             Stop::Shutdown => "worker stopped",
+            Stop::Fenced(reason) | Stop::Failed(reason) => reason,
         }
     }
 }
@@ -62,6 +77,10 @@ pub struct Watch {
     pub shutdown: watch::Receiver<bool>,
     /// Time between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// On PostgreSQL: what the run's writes are conditional on.
+    pub fence: Option<Fence>,
+    /// On PostgreSQL: the run's log shipper.
+    pub ship: Option<ShipState>,
 }
 
 impl Watch {
@@ -73,7 +92,7 @@ impl Watch {
         if Instant::now() >= self.deadline {
             return Some(Stop::QueueTimeout);
         }
-        self.abort_requested().await.map(Stop::Abort)
+        self.stop_requested().await
     }
 
     /// Resolves once the queue must stop, polling the database every
@@ -86,18 +105,37 @@ impl Watch {
                 () = shutting_down(&mut shutdown) => return Stop::Shutdown,
                 () = sleep_until(self.deadline) => return Stop::QueueTimeout,
                 _ = poll.tick() => {
-                    if let Some(reason) = self.abort_requested().await {
-                        return Stop::Abort(reason);
+                    if let Some(stop) = self.stop_requested().await {
+                        return stop;
                     }
                 }
             }
         }
     }
 
-    async fn abort_requested(&self) -> Option<String> {
-        let id = self.queue_id.clone();
-        match self.db.run(move |c| store::abort_reason(c, &id)).await {
-            Ok(reason) => reason,
+    /// A user's abort, a fenced run or a log buffer that overflowed.
+    async fn stop_requested(&self) -> Option<Stop> {
+        if let Some(ship) = &self.ship {
+            if let Some(why) = ship.fenced() {
+                return Some(Stop::Fenced(why));
+            }
+            if let Some(reason) = ship.overflow() {
+                return Some(Stop::Failed(reason));
+            }
+        }
+        let (id, fence) = (self.queue_id.clone(), self.fence.clone());
+        let asked = self.db.run(move |c| {
+            if let Some(fence) = &fence {
+                fence.check(c)?;
+            }
+            store::abort_reason(c, &id)
+        });
+        match asked.await {
+            Ok(reason) => reason.map(Stop::Abort),
+            Err(Error::Store(store::StoreError::Fenced(why))) => {
+                tracing::warn!(reason = %why, "fenced: the farm ended this run; stopping it");
+                Some(Stop::Fenced(why))
+            }
             Err(e) => {
                 // A missed poll is retried at the next one.
                 tracing::warn!(error = %e, "cannot read the abort request");
@@ -170,7 +208,11 @@ pub async fn supervise<S: Sink + Send>(
     let mut output = process::read_output(&mut child.inner);
     let result = run(watch, &mut child, &mut output, limits, sink).await;
     sink.close_input();
-    let left = process::stop(Some(pgid), None, watch.grace).await;
+    let grace = match &result {
+        Ok(Ended::Stopped(Stop::Fenced(_))) => Duration::ZERO,
+        _ => watch.grace,
+    };
+    let left = process::stop(Some(pgid), None, grace).await;
     if !left.is_empty() {
         tracing::error!(pgid, ?left, "processes survived SIGKILL");
     }
@@ -201,6 +243,8 @@ async fn run<S: Sink + Send>(
     let mut shutdown = watch.shutdown.clone();
     let mut exit: Option<ExitStatus> = None;
     let mut output_open = true;
+    // The poll in flight, if any: it runs beside the child.
+    let mut asking: Option<tokio::task::JoinHandle<Option<Stop>>> = None;
     loop {
         if let (Some(status), false) = (exit, output_open) {
             return Ok(Ended::Exited(status));
@@ -240,12 +284,25 @@ async fn run<S: Sink + Send>(
             },
             () = sleep_until(watch.deadline) => return Ok(Ended::Stopped(Stop::QueueTimeout)),
             () = shutting_down(&mut shutdown) => return Ok(Ended::Stopped(Stop::Shutdown)),
-            _ = poll.tick() => {
-                if let Some(reason) = watch.abort_requested().await {
-                    return Ok(Ended::Stopped(Stop::Abort(reason)));
+            _ = poll.tick(), if asking.is_none() => {
+                let watch = watch.clone();
+                asking = Some(tokio::spawn(async move { watch.stop_requested().await }));
+            },
+            answer = answer(&mut asking), if asking.is_some() => {
+                asking = None;
+                if let Some(stop) = answer {
+                    return Ok(Ended::Stopped(stop));
                 }
             },
         }
+    }
+}
+
+/// The answer of the poll in flight; never resolves without one.
+async fn answer(asking: &mut Option<tokio::task::JoinHandle<Option<Stop>>>) -> Option<Stop> {
+    match asking {
+        Some(handle) => handle.await.ok().flatten(),
+        None => std::future::pending().await,
     }
 }
 
@@ -265,7 +322,9 @@ async fn set_pgid(watch: Watch, pgid: i32) {
     let id = watch.queue_id.clone();
     if let Err(e) = watch
         .db
-        .run(move |c| store::set_pgid(c, &id, Some(pgid)))
+        .run_fenced(watch.fence.as_ref(), move |c| {
+            store::set_pgid(c, &id, Some(pgid))
+        })
         .await
     {
         tracing::warn!(error = %e, pgid, "cannot record the process group");

@@ -12,6 +12,7 @@ use testarena_domain::paths::Home;
 use testarena_domain::scenario::{BootSpec, Scenario, TestKind, TestSpec};
 use testarena_domain::status::Status;
 use testarena_domain::store;
+use testarena_domain::store::logs::Fence;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
@@ -111,7 +112,7 @@ impl TaskContext<'_> {
             duration_ms: Some(u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX)),
             message: outcome.message.clone(),
         };
-        record(&self.watch.db, self.task_id, case).await?;
+        record(self.watch, self.task_id, case).await?;
         Ok(Ok(outcome))
     }
 
@@ -135,6 +136,7 @@ impl TaskContext<'_> {
             matcher: Matcher::new(&test.name, boot, &self.target.fail_on),
             input: None,
             db: self.watch.db.clone(),
+            fence: self.watch.fence.clone(),
             task_id: self.task_id.to_owned(),
         };
         let spec = Spec {
@@ -186,6 +188,7 @@ impl TaskContext<'_> {
             matcher: Matcher::new(&test.name, boot, &self.target.fail_on),
             input: None,
             db: self.watch.db.clone(),
+            fence: self.watch.fence.clone(),
             task_id: self.task_id.to_owned(),
         };
         let p = self.placeholders();
@@ -317,7 +320,7 @@ impl TaskContext<'_> {
                 duration_ms: case.duration_ms,
                 message: case.message.clone(),
             };
-            record(&self.watch.db, self.task_id, record_case).await?;
+            record(self.watch, self.task_id, record_case).await?;
         }
         Ok(match (outcome, failed.first()) {
             (Outcome::Verdict(Verdict::Passed), None) => Outcome::Verdict(Verdict::Passed),
@@ -334,10 +337,20 @@ impl TaskContext<'_> {
     }
 }
 
-/// Records a test case (a `<test>` or a Unity case) with its task's counters.
-pub async fn record(db: &Db, task_id: &str, case: NewTestCase) -> Result<()> {
+/// Records a test case (a `<test>` or a Unity case) with its task's
+/// counters, past the run's fence (waiting out a database outage).
+pub async fn record(watch: &Watch, task_id: &str, case: NewTestCase) -> Result<()> {
+    record_with(&watch.db, watch.fence.as_ref(), task_id, case).await
+}
+
+async fn record_with(
+    db: &Db,
+    fence: Option<&Fence>,
+    task_id: &str,
+    case: NewTestCase,
+) -> Result<()> {
     let task_id = task_id.to_owned();
-    db.run(move |c| store::record_test_case(c, &task_id, &case))
+    db.run_fenced(fence, move |c| store::record_test_case(c, &task_id, &case))
         .await
 }
 
@@ -396,6 +409,7 @@ struct BootSink {
     matcher: Matcher,
     input: Option<mpsc::UnboundedSender<Vec<u8>>>,
     db: Db,
+    fence: Option<Fence>,
     task_id: String,
 }
 
@@ -424,7 +438,7 @@ impl BootSink {
                         duration_ms: None,
                         message,
                     };
-                    record(&self.db, &self.task_id, case).await?;
+                    record_with(&self.db, self.fence.as_ref(), &self.task_id, case).await?;
                 }
                 Event::Verdict(_) => done = true,
             }

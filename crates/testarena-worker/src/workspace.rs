@@ -12,7 +12,10 @@
 //! own run and for the recovery of a lost one: the build directory is
 //! removed first (so that on a full disk the space it frees lets the end be
 //! recorded), then the end is recorded, the slot given back and
-//! `junit.xml` written from what the database holds. All file work runs on
+//! `junit.xml` written from what the database holds. On PostgreSQL
+//! ([`DbLogs`]) the queue's logs are shipped to the end, `junit.xml` is
+//! stored in the database, and the queue's folder is removed (unless
+//! `keep_workspace`): the app reads the database. All file work runs on
 //! the blocking pool.
 
 use std::collections::HashSet;
@@ -23,9 +26,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use testarena_domain::junit;
 use testarena_domain::paths::Home;
 use testarena_domain::store;
-use tokio::sync::Notify;
+use testarena_domain::store::logs::{self, Fence};
+use tokio::sync::{Notify, watch};
 
 use crate::db::{self, Db};
+use crate::ship::Shipper;
 use crate::{Error, Result};
 
 /// The name of the build directory inside a workspace (`{build_dir}`).
@@ -138,10 +143,25 @@ pub(crate) fn remove_dir(path: &Path) -> Result<()> {
     }
 }
 
+/// A queue's end on PostgreSQL: its logs are in the database.
+#[derive(Debug)]
+pub struct DbLogs {
+    /// The run's shipper (none in the recovery of a lost queue).
+    pub shipper: Option<Shipper>,
+    /// The run's fence (none in the recovery of a lost queue).
+    pub fence: Option<Fence>,
+    /// `keep_workspace`: the local copies stay.
+    pub keep_local: bool,
+    /// The worker's shutdown, which ends the wait for the database.
+    pub shutdown: watch::Receiver<bool>,
+}
+
 /// Ends a queue's files around the recording of its end: removes
 /// `build_dir` (when given), runs `record` (which stores the end and
 /// returns whether it did), gives `lease` back, then writes `junit.xml`
-/// from the database. Returns what `record` returned.
+/// from the database (on PostgreSQL, with `db_logs`: the logs shipped to
+/// the end, `junit.xml` stored there, the folder removed). Returns what
+/// `record` returned.
 ///
 /// The queue's own run passes its build directory and its lease; the
 /// recovery of a lost queue passes neither (the end is recorded already,
@@ -154,6 +174,7 @@ pub async fn end_queue(
     build_dir: Option<PathBuf>,
     lease: Option<Lease>,
     record: impl Future<Output = bool>,
+    db_logs: Option<DbLogs>,
 ) -> bool {
     if let Some(build_dir) = build_dir
         && let Err(e) = db::blocking(move || remove_dir(&build_dir)).await
@@ -162,23 +183,65 @@ pub async fn end_queue(
     }
     let recorded = record.await;
     drop(lease);
+    let (fence, keep_local, shipped) = match db_logs {
+        None => (None, true, true),
+        Some(DbLogs {
+            shipper,
+            fence,
+            keep_local,
+            shutdown,
+        }) => {
+            let shipped = match shipper {
+                Some(shipper) => shipper.finish(shutdown).await,
+                None => true,
+            };
+            (Some(fence), keep_local, shipped)
+        }
+    };
     let id = queue_id.to_owned();
     match db.run(move |c| store::queue_detail(c, &id)).await {
         // A queue waiting for its next attempt gets its `junit.xml` when
         // it ends for good.
         Ok(Some(detail)) if detail.queue.status().is_final() => {
-            let path = home.junit(queue_id);
-            let written = db::blocking(move || {
-                std::fs::write(&path, junit::render(&detail)).map_err(|e| Error::io(&path, e))
-            });
-            if let Err(e) = written.await {
-                tracing::error!(error = %e, "cannot write junit.xml");
+            let xml = junit::render(&detail);
+            if let Some(fence) = &fence {
+                let (id, fence, data) = (queue_id.to_owned(), fence.clone(), xml.clone());
+                let stored = db.run_waiting(move |c| {
+                    logs::put_ended_file(c, &id, fence.as_ref(), "junit.xml", data.as_bytes())
+                });
+                if let Err(e) = stored.await {
+                    tracing::error!(error = %e, "cannot store junit.xml");
+                }
+            }
+            if keep_local {
+                let path = home.junit(queue_id);
+                let written = db::blocking(move || {
+                    std::fs::write(&path, xml).map_err(|e| Error::io(&path, e))
+                });
+                if let Err(e) = written.await {
+                    tracing::error!(error = %e, "cannot write junit.xml");
+                }
             }
         }
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot read the queue for junit.xml"),
     }
+    if !keep_local {
+        if shipped {
+            remove_queue_dir(home, queue_id).await;
+        } else {
+            tracing::warn!("the queue's logs are not all stored; its folder stays");
+        }
+    }
     recorded
+}
+
+/// Removes a queue's folder on this host (its logs are in the database).
+pub async fn remove_queue_dir(home: &Home, queue_id: &str) {
+    let dir = home.queue_dir(queue_id);
+    if let Err(e) = db::blocking(move || remove_dir(&dir)).await {
+        tracing::error!(error = %e, "cannot remove the queue's folder");
+    }
 }
 
 /// Removes the build directory of every checkout of worker `worker_id`'s

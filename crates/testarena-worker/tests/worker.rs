@@ -419,5 +419,7 @@ async fn a_missing_qemu_is_a_farm_error() {
 mod binary;
 #[path = "worker/checkout.rs"]
 mod checkout;
+#[path = "worker/postgres.rs"]
+mod postgres;
 #[path = "worker/retries.rs"]
 mod retries;

@@ -111,6 +111,10 @@ pub struct WorkerConfig {
     pub retry_errors: u32,
     /// The build cache's size cap in MiB (0: no cache).
     pub build_cache_mib: u64,
+    /// On PostgreSQL: how many MiB of a queue's logs may wait on the
+    /// worker's disk while the database is unreachable before the queue
+    /// ends `error` (DESIGN section 13).
+    pub log_buffer_mib: u64,
 }
 
 /// `[[repos]]`: a repository that may be built. Only these can be built.
@@ -234,6 +238,7 @@ impl Default for WorkerConfig {
             keep_workspace: false,
             retry_errors: 1,
             build_cache_mib: 2048,
+            log_buffer_mib: 256,
         }
     }
 }
@@ -537,6 +542,7 @@ impl Config {
             ("worker.queue_timeout_s", w.queue_timeout_s, 1),
             ("worker.test_timeout_s", w.test_timeout_s, 1),
             ("worker.heartbeat_s", w.heartbeat_s, 1),
+            ("worker.log_buffer_mib", w.log_buffer_mib, 1),
         ] {
             if value < min {
                 return Err(ConfigError::invalid(key, format!("must be at least {min}")));

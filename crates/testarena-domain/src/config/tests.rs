@@ -32,6 +32,7 @@ fn an_empty_file_means_all_defaults() {
     assert_eq!((w.abort_grace_s, w.heartbeat_s, w.lost_after_s), (5, 5, 60));
     assert!(!w.keep_workspace);
     assert_eq!((w.retry_errors, w.build_cache_mib), (1, 2048));
+    assert_eq!(w.log_buffer_mib, 256);
     assert_eq!(c.worker_id(), hostname());
     assert!(c.repos.is_empty());
     assert_eq!(c.target(None).map(|(n, _)| n), Some("esp32"));
@@ -116,6 +117,7 @@ fn invalid_values_name_their_key() {
         ("[worker]\nslots = 0", "worker.slots"),
         ("[worker]\nheartbeat_s = 30", "worker.lost_after_s"),
         ("[worker]\nretry_errors = 4", "worker.retry_errors"),
+        ("[worker]\nlog_buffer_mib = 0", "worker.log_buffer_mib"),
         ("[worker]\nid = \"bad id\"", "worker.id"),
         ("[[repos]]\nname = \"../x\"\nurl = \"/r\"", "repos[0].name"),
         (

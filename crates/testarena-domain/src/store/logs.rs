@@ -101,7 +101,7 @@ pub fn append_chunks(conn: &mut DbConnection, fence: &Fence, chunks: &[Chunk]) -
             .collect();
         for row in rows {
             per_backend!(conn, |c| diesel::insert_into(log_chunks::table)
-                .values(row.clone())
+                .values(row)
                 .on_conflict_do_nothing()
                 .execute(c))?;
         }
@@ -201,4 +201,173 @@ pub fn read_stored(
         at += take as i64;
     }
     Ok((out, size))
+}
+
+impl Fence {
+    /// Fails with [`StoreError::Fenced`] unless this run's attempt ended
+    /// by this worker's own end: the queue is final with this attempt on
+    /// this worker, or waits for a later attempt after this one ended
+    /// other than `worker lost`. The worker's last log lines (the
+    /// timeline's `finished` line) and `junit.xml` pass it after the end.
+    pub fn check_ended(&self, conn: &mut DbConnection) -> StoreResult<()> {
+        use crate::schema::attempts;
+        let row: Option<(String, Option<String>, i32)> = queues::table
+            .filter(queues::id.eq(&self.queue_id))
+            .select((queues::status, queues::worker_id, queues::attempt))
+            .get_result(conn)
+            .optional()?;
+        let Some((status, worker, attempt)) = row else {
+            return Err(StoreError::Fenced("the queue was deleted".to_owned()));
+        };
+        let final_here = status.parse::<Status>().is_ok_and(|s| s.is_final())
+            && worker.as_deref() == Some(self.worker_id.as_str())
+            && attempt == self.attempt;
+        let retried_after_us = attempt > self.attempt
+            && attempts::table
+                .filter(attempts::queue_id.eq(&self.queue_id))
+                .filter(attempts::attempt.eq(self.attempt))
+                .filter(attempts::worker.eq(&self.worker_id))
+                .filter(
+                    attempts::reason
+                        .is_null()
+                        .or(attempts::reason.ne("worker lost")),
+                )
+                .count()
+                .get_result::<i64>(conn)?
+                > 0;
+        if final_here || retried_after_us {
+            Ok(())
+        } else {
+            Err(StoreError::Fenced(format!(
+                "the farm ended this run (now {status}, attempt {attempt})"
+            )))
+        }
+    }
+}
+
+/// [`append_chunks`] after the run's own end: past
+/// [`Fence::check_ended`] instead of [`Fence::check`].
+pub fn append_ended_chunks(
+    conn: &mut DbConnection,
+    fence: &Fence,
+    chunks: &[Chunk],
+) -> StoreResult<()> {
+    db::write(conn, |conn| {
+        fence.check_ended(conn)?;
+        insert_chunks(conn, &fence.queue_id, chunks)
+    })
+}
+
+/// Stores the whole file `path` of a queue that has ended (`junit.xml`),
+/// replacing what was stored of it: past [`Fence::check_ended`] when the
+/// run's worker stores it, or, from the recovery of a lost queue
+/// (`fence` `None`), once the queue is final or waits for its next attempt.
+pub fn put_ended_file(
+    conn: &mut DbConnection,
+    queue_id: &str,
+    fence: Option<&Fence>,
+    path: &str,
+    data: &[u8],
+) -> StoreResult<()> {
+    db::write(conn, |conn| {
+        match fence {
+            Some(fence) => fence.check_ended(conn)?,
+            None => {
+                let status: Option<String> = queues::table
+                    .filter(queues::id.eq(queue_id))
+                    .select(queues::status)
+                    .get_result(conn)
+                    .optional()?;
+                if status.as_deref() == Some(Status::Running.as_str()) || status.is_none() {
+                    return Err(StoreError::Fenced(format!(
+                        "queue {queue_id} is running or gone"
+                    )));
+                }
+            }
+        }
+        diesel::delete(
+            log_chunks::table
+                .filter(log_chunks::queue_id.eq(queue_id))
+                .filter(log_chunks::path.eq(path)),
+        )
+        .execute(conn)?;
+        let chunks: Vec<Chunk> = data
+            .chunks(MAX_CHUNK)
+            .scan(0i64, |start, part| {
+                let chunk = Chunk {
+                    path: path.to_owned(),
+                    start: *start,
+                    data: part.to_vec(),
+                };
+                *start += part.len() as i64;
+                Some(chunk)
+            })
+            .collect();
+        insert_chunks(conn, queue_id, &chunks)
+    })
+}
+
+/// Moves what attempt `earlier` of the fenced queue stored (`build.log`,
+/// `tasks/...`, `junit.xml`) under `attempts/<earlier>/`, as the worker
+/// moves its own copies (the timeline stays: it tells every attempt).
+/// Files moved before stay where they are. Returns the paths moved.
+pub fn archive_attempt(
+    conn: &mut DbConnection,
+    fence: &Fence,
+    earlier: i32,
+) -> StoreResult<Vec<String>> {
+    db::write(conn, |conn| {
+        fence.check(conn)?;
+        let prefix = format!("attempts/{earlier}/");
+        let paths: Vec<String> = log_chunks::table
+            .filter(log_chunks::queue_id.eq(&fence.queue_id))
+            .select(log_chunks::path)
+            .distinct()
+            .load(conn)?;
+        let mut moved = Vec::new();
+        for path in &paths {
+            let of_attempt =
+                path == "build.log" || path == "junit.xml" || path.starts_with("tasks/");
+            let to = format!("{prefix}{path}");
+            if !of_attempt || paths.contains(&to) {
+                continue;
+            }
+            diesel::update(
+                log_chunks::table
+                    .filter(log_chunks::queue_id.eq(&fence.queue_id))
+                    .filter(log_chunks::path.eq(path)),
+            )
+            .set(log_chunks::path.eq(&to))
+            .execute(conn)?;
+            moved.push(path.clone());
+        }
+        Ok(moved)
+    })
+}
+
+/// Inserts `chunks` of queue `queue_id` (each kept as it is if stored
+/// already) and wakes the live readers: the body of the writes above.
+fn insert_chunks(conn: &mut DbConnection, queue_id: &str, chunks: &[Chunk]) -> StoreResult<()> {
+    if let Some(c) = chunks.iter().find(|c| c.data.len() > MAX_CHUNK) {
+        return Err(StoreError::Conflict(format!(
+            "a chunk of {} is {} bytes, over {MAX_CHUNK}",
+            c.path,
+            c.data.len()
+        )));
+    }
+    for c in chunks {
+        let row = (
+            log_chunks::queue_id.eq(queue_id),
+            log_chunks::path.eq(&c.path),
+            log_chunks::start.eq(c.start),
+            log_chunks::len.eq(c.data.len() as i64),
+            log_chunks::data.eq(&c.data),
+        );
+        per_backend!(conn, |c| diesel::insert_into(log_chunks::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+    }
+    db::notify(conn, db::listen::CHANNEL, &format!("log:{queue_id}"))?;
+    Ok(())
 }

@@ -175,13 +175,28 @@ impl Farm {
     /// whose target is `target`, building the repository that `make_repo`
     /// creates at the path it is given.
     pub fn create(name: &str, target: TargetConfig, make_repo: impl FnOnce(&Path)) -> Self {
+        Self::create_on(name, target, make_repo, None)
+    }
+
+    /// [`Farm::create`] on the database at `database` (a PostgreSQL URL),
+    /// or on a SQLite file in the home (`None`).
+    pub fn create_on(
+        name: &str,
+        target: TargetConfig,
+        make_repo: impl FnOnce(&Path),
+        database: Option<String>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
         let repo = dir.path().join("repo");
         make_repo(&repo);
         let mut config = Config {
             home: home.clone(),
-            database: Some(home.join("testarena.db").to_string_lossy().into_owned()),
+            database: Some(
+                database
+                    .clone()
+                    .unwrap_or_else(|| home.join("testarena.db").to_string_lossy().into_owned()),
+            ),
             default_target: "test".to_owned(),
             worker: WorkerConfig {
                 id: Some(format!("w-{name}")),
@@ -195,6 +210,7 @@ impl Farm {
                 keep_workspace: false,
                 retry_errors: 0,
                 build_cache_mib: 0,
+                log_buffer_mib: 256,
             },
             repos: vec![RepoConfig {
                 name: "fw".to_owned(),
@@ -207,10 +223,15 @@ impl Farm {
             targets: BTreeMap::from([("test".to_owned(), target)]),
             ..Config::default()
         };
+        if database.is_some() {
+            // On PostgreSQL an outage is seen within a second or two.
+            config.database_pool.connect_timeout_s = 1;
+        }
         config.finish().unwrap();
+        let size = if database.is_some() { 8 } else { 4 };
         let pool = db::open_migrated(
             &config.database_location().unwrap(),
-            db::PoolOptions::sized(4),
+            config.pool_options(size),
         )
         .unwrap();
         Self {
