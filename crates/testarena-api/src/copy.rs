@@ -356,8 +356,8 @@ fn copy_all(
         progress.done(table, copied, since);
         counts.push(Count {
             table: (*table).to_owned(),
-            source: count(src, table)?,
-            target: count(dst, table)?,
+            source: count(table).get_result::<N>(src)?.n,
+            target: count(table).get_result::<N>(dst)?.n,
         });
     }
 
@@ -419,18 +419,9 @@ struct StoredLogs {
     data: i64,
 }
 
-/// The rows of `table` (one of [`TABLES`]: a name of ours, not input).
-fn count<C>(conn: &mut C, table: &str) -> QueryResult<i64>
-where
-    C: diesel::connection::LoadConnection,
-    C::Backend: diesel::backend::Backend + 'static,
-    N: QueryableByName<C::Backend>,
-    diesel::query_builder::SqlQuery:
-        diesel::query_builder::QueryFragment<C::Backend> + diesel::query_builder::QueryId,
-{
+/// Counts the rows of `table` (one of [`TABLES`]: a name of ours, not input).
+fn count(table: &str) -> diesel::query_builder::SqlQuery {
     diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
-        .get_result::<N>(conn)
-        .map(|r| r.n)
 }
 
 /// Sets every identity of the target past the ids copied, and past the
@@ -525,12 +516,7 @@ fn copy_logs(
     progress: &mut Progress,
 ) -> anyhow::Result<LogTotals> {
     let mut totals = LogTotals::default();
-    let mut batch: Vec<NewChunk> = Vec::with_capacity(CHUNK_BATCH);
-    let flush = |batch: &mut Vec<NewChunk>, dst: &mut PgConnection| -> QueryResult<usize> {
-        diesel::copy_from(schema::log_chunks::table)
-            .from_insertable(std::mem::take(batch))
-            .execute(dst)
-    };
+    let mut batch = Vec::with_capacity(CHUNK_BATCH);
     let ids = schema::queues::table
         .select(schema::queues::id)
         .order(schema::queues::seq)
@@ -543,10 +529,8 @@ fn copy_logs(
         }
         totals.folders += 1;
         for (rel, file, listed) in walk(&dir) {
-            let read = copy_file(&id, &rel, &file, &mut batch, &mut totals, |b| {
-                flush(b, dst).map(|_| ())
-            })
-            .with_context(|| format!("copying the log {}", file.display()))?;
+            let read = copy_file(dst, &id, &rel, &file, &mut batch, &mut totals)
+                .with_context(|| format!("copying the log {}", file.display()))?;
             if read != listed {
                 bail!(
                     "the log {} changed while it was copied ({listed} bytes listed, {read} read): stop the app and the workers first",
@@ -557,21 +541,29 @@ fn copy_logs(
             progress.tick("log bytes", totals.bytes);
         }
     }
-    if !batch.is_empty() {
-        flush(&mut batch, dst)?;
-    }
+    flush(dst, &mut batch)?;
     Ok(totals)
 }
 
-/// Reads one file into `batch`, flushing whenever it is full; returns
-/// the bytes read.
+/// Writes the chunks of `batch`, leaving it empty.
+fn flush(dst: &mut PgConnection, batch: &mut Vec<NewChunk>) -> QueryResult<()> {
+    if !batch.is_empty() {
+        diesel::copy_from(schema::log_chunks::table)
+            .from_insertable(std::mem::take(batch))
+            .execute(dst)?;
+    }
+    Ok(())
+}
+
+/// Reads one file into `batch`, written whenever it is full; returns the
+/// bytes read.
 fn copy_file(
+    dst: &mut PgConnection,
     queue_id: &str,
     rel: &str,
     file: &Path,
     batch: &mut Vec<NewChunk>,
     totals: &mut LogTotals,
-    mut flush: impl FnMut(&mut Vec<NewChunk>) -> QueryResult<()>,
 ) -> anyhow::Result<u64> {
     let mut f = std::fs::File::open(file)?;
     let mut start = 0u64;
@@ -593,7 +585,7 @@ fn copy_file(
         totals.bytes += len;
         start += len;
         if batch.len() >= CHUNK_BATCH {
-            flush(batch)?;
+            flush(dst, batch)?;
         }
         if len < MAX_CHUNK as u64 {
             return Ok(start);
