@@ -380,30 +380,27 @@ fn copy_all(
          coalesce(sum(octet_length(data)), 0)::bigint AS data FROM log_chunks",
     )
     .get_result::<StoredLogs>(dst)?;
-    counts.push(Count {
-        table: "log files".to_owned(),
-        source: logs.files as i64,
-        target: stored.files,
-    });
-    counts.push(Count {
-        table: "log bytes".to_owned(),
-        source: logs.bytes as i64,
-        target: stored.bytes,
-    });
+    for (table, source, target) in [
+        ("log files", logs.files, stored.files),
+        ("log bytes", logs.bytes, stored.bytes),
+        // What the chunks hold, not what they say they hold.
+        ("log data", logs.bytes, stored.data),
+    ] {
+        counts.push(Count {
+            table: table.to_owned(),
+            source: source as i64,
+            target,
+        });
+    }
     let wrong: Vec<String> = counts
         .iter()
         .filter(|c| c.source != c.target)
         .map(|c| format!("{} (source {}, target {})", c.table, c.source, c.target))
         .collect();
-    if !wrong.is_empty() || stored.data != stored.bytes {
+    if !wrong.is_empty() {
         bail!(
-            "the copy does not match the source, so it was rolled back: {}{}",
-            wrong.join(", "),
-            if stored.data == stored.bytes {
-                ""
-            } else {
-                "; stored chunk lengths differ from their data"
-            }
+            "the copy does not match the source, so it was rolled back: {}",
+            wrong.join(", ")
         );
     }
     Ok(counts)

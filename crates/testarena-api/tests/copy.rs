@@ -501,6 +501,12 @@ fn a_sqlite_farm_is_copied_whole() {
     // queue.log 1, build.log 4, boots.log 2, ota.log 1 (empty), wifi.log 1, junit.xml 1.
     assert_eq!(seq_count(dst, "log_chunks"), 10);
 
+    // The triggers work again: a new run of a test goes into its history.
+    assert_eq!(
+        target.psql("SELECT count(*) FROM pg_trigger WHERE tgenabled = 'D'"),
+        "0"
+    );
+
     // The identities go on past every id the source used, deleted ones too.
     let fresh = store::create_queue(dst, &new_queue("q6", "ann"), &[]).unwrap();
     assert_eq!(
@@ -549,6 +555,48 @@ fn a_target_with_rows_is_refused_and_left_alone() {
         text(&again)
     );
     assert_eq!(fresh.psql("SELECT count(*) FROM queues"), queues);
+}
+
+#[test]
+fn a_failed_copy_leaves_the_target_empty() {
+    let farm = Farm::new();
+    populate(&farm);
+    // A result whose task is gone (foreign keys off, as an old SQLite
+    // file may have had them): PostgreSQL refuses it, late in the copy.
+    let mut raw = diesel::SqliteConnection::establish(farm.db.to_str().unwrap()).unwrap();
+    diesel::sql_query("PRAGMA foreign_keys = OFF")
+        .execute(&mut raw)
+        .unwrap();
+    diesel::sql_query(
+        "INSERT INTO test_cases (task_id, name, status) VALUES ('no-such-task', 'orphan', 'passed')",
+    )
+    .execute(&mut raw)
+    .unwrap();
+    let target = PgCluster::shared().create_database();
+    let out = copy(&farm.config, &["--to", &target.url()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rolled back") && err.contains("copying test_cases"),
+        "{}",
+        text(&out)
+    );
+    assert!(err.contains("foreign key"), "{}", text(&out));
+    let rows = target.psql(
+        "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM queues) \
+         + (SELECT count(*) FROM tasks) + (SELECT count(*) FROM test_cases)",
+    );
+    assert_eq!(rows, "0");
+    assert_eq!(
+        target.psql("SELECT count(*) FROM pg_trigger WHERE tgenabled = 'D'"),
+        "0"
+    );
+    // Mended, the same target takes the copy.
+    diesel::sql_query("DELETE FROM test_cases WHERE task_id = 'no-such-task'")
+        .execute(&mut raw)
+        .unwrap();
+    let out = copy(&farm.config, &["--to", &target.url()]);
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]
