@@ -158,7 +158,8 @@ pub struct DbLogs {
 
 /// Ends a queue's files around the recording of its end: removes
 /// `build_dir` (when given), runs `record` (which stores the end and
-/// returns whether it did), gives `lease` back, then writes `junit.xml`
+/// returns whether it did), gives `lease` back (on PostgreSQL once the
+/// logs are shipped), then writes `junit.xml`
 /// from the database (on PostgreSQL, with `db_logs`: the logs shipped to
 /// the end, `junit.xml` stored there, the folder removed). Returns what
 /// `record` returned.
@@ -182,7 +183,6 @@ pub async fn end_queue(
         tracing::error!(error = %e, "cannot remove the build directory");
     }
     let recorded = record.await;
-    drop(lease);
     let (fence, keep_local, shipped) = match db_logs {
         None => (None, true, true),
         Some(DbLogs {
@@ -198,6 +198,9 @@ pub async fn end_queue(
             (Some(fence), keep_local, shipped)
         }
     };
+    // After the last flush: a retried queue's next attempt (on this slot
+    // or another worker's) appends to the same timeline.
+    drop(lease);
     let id = queue_id.to_owned();
     match db.run(move |c| store::queue_detail(c, &id)).await {
         // A queue waiting for its next attempt gets its `junit.xml` when

@@ -52,6 +52,10 @@ fn scenarios(marker: &Path) -> Vec<(String, String)> {
                 r#"<test name="flood"><run>while [ ! -f {marker} ]; do sleep 0.05; done; yes 0123456789abcdef | head -c 8000000; echo; sleep 600</run></test>"#
             ),
         ),
+        xml(
+            "boot",
+            r#"<test name="boot"><boot/><expect>x</expect></test>"#,
+        ),
         ("README".to_owned(), "the test repository\n".to_owned()),
     ]
 }
@@ -345,5 +349,41 @@ async fn logs_that_cannot_be_shipped_are_bounded() {
     // What was on disk is stored all the same.
     let stored_flood = stored_size(&farm, &id, &format!("tasks/{id}.1/flood.log"));
     assert!(stored_flood >= 8_000_000, "{stored_flood}");
+    check_chunks(&database, &id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_queue_keeps_each_attempt_s_logs_apart() {
+    let (_cluster, database, mut farm) = pg_farm("pgretry", &["sh", "-c", "echo building"]);
+    farm.config.worker.retry_errors = 1;
+    if let Some(t) = farm.config.targets.get_mut("test") {
+        t.qemu = strings(&["/nonexistent/qemu-system-xtensa"]);
+    }
+    let id = farm.submit("main", &["scenarios/boot.xml"], None);
+    farm.run_next().await;
+    let q = farm.queue(&id);
+    assert_eq!((q.status(), q.attempt), (Status::Waiting, 2), "{q:?}");
+    assert!(!farm.queue_dir(&id).exists(), "local files left");
+    let (status, _) = farm.run_next().await;
+    assert_eq!(status, Status::Error);
+    let in_db = stored(&farm, &id);
+    let build = b"$ sh -c echo building\nbuilding\n".as_slice();
+    assert_eq!(in_db["build.log"], build);
+    assert_eq!(in_db["attempts/1/build.log"], build);
+    let timeline = String::from_utf8_lossy(&in_db["queue.log"]);
+    for what in [
+        "attempt 1 ended error: 1 of 1 tasks had errors; retrying after",
+        "attempt 1's build.log moved to attempts/1/",
+        ", attempt 2)",
+        "finished error: 1 of 1 tasks had errors",
+    ] {
+        assert!(timeline.contains(what), "{what:?} not in {timeline}");
+    }
+    assert_eq!(
+        timeline.matches("claimed by worker").count(),
+        2,
+        "{timeline}"
+    );
+    assert!(String::from_utf8_lossy(&in_db["junit.xml"]).contains("<testcase"));
     check_chunks(&database, &id);
 }
