@@ -21,8 +21,9 @@ use actix_web::web::Bytes;
 use testarena_domain::api::{LogChunk, Queue};
 use tokio::sync::{mpsc, watch};
 
-use super::hub::Wake;
+use super::hub::{Wake, Woken};
 use super::source::{JUNIT, LogSource, SETTLE};
+use super::tail::Tails;
 use crate::error::ApiError;
 use crate::queues;
 use crate::state::{AppState, blocking};
@@ -89,6 +90,8 @@ struct Snapshot {
     files: Vec<(String, u64)>,
     /// The queue is final and its files will not grow any more.
     complete: bool,
+    /// The newest bytes of the stored logs (PostgreSQL; empty on SQLite).
+    tails: Tails,
 }
 
 /// Whether `files` of `queue` (from `source`) are complete: the queue is
@@ -136,14 +139,15 @@ impl Followers {
             return Ok(publisher.subscribe());
         }
         let source = LogSource::of(state, &queue.id);
-        let files = {
+        let (files, tails) = {
             let source = source.clone();
-            blocking(move || source.sizes()).await?
+            blocking(move || look_at_files(&source, &Tails::default())).await?
         };
         let first = Snapshot {
             complete: complete(&source, queue, &files, None),
             queue: Some(queue.clone()),
             files,
+            tails,
         };
         let wake = state.hub.subscribe(&queue.id);
         let mut queues = self.lock()?;
@@ -177,17 +181,27 @@ impl Followers {
 }
 
 /// Waits for the next look: a wake-up of the queue or [`SLOW_POLL`] with
-/// a listener, [`POLL`] without.
-async fn next_look(wake: &mut Option<Wake>) {
-    match wake {
-        Some(w) => {
-            let woken = tokio::time::timeout(SLOW_POLL, w.changed()).await;
-            if matches!(woken, Ok(Err(_))) {
-                // The hub is gone (the app stops): poll from now on.
-                *wake = None;
-            }
+/// a listener, [`POLL`] without (a wake-up that came during the last look
+/// counts: `changed` sees it). True when the queue's row must be read
+/// again too: anything but new log chunks alone since `seen`.
+async fn next_look(wake: &mut Option<Wake>, seen: &mut Woken) -> bool {
+    let Some(w) = wake else {
+        tokio::time::sleep(POLL).await;
+        return true;
+    };
+    match tokio::time::timeout(SLOW_POLL, w.changed()).await {
+        Ok(Ok(())) => {
+            let now = *w.borrow_and_update();
+            let row = now.row != seen.row;
+            *seen = now;
+            row
         }
-        None => tokio::time::sleep(POLL).await,
+        Ok(Err(_)) => {
+            // The hub is gone (the app stops): poll from now on.
+            *wake = None;
+            true
+        }
+        Err(_) => true,
     }
 }
 
@@ -204,30 +218,41 @@ async fn follow_queue(
 ) {
     let source = LogSource::of(state, id);
     let mut final_since = None;
+    let mut tails = publisher.borrow().tails.clone();
+    let mut known = publisher.borrow().queue.clone();
+    let mut seen = wake.as_ref().map(|w| *w.borrow()).unwrap_or_default();
     loop {
-        next_look(&mut wake).await;
+        let row_changed = next_look(&mut wake, &mut seen).await;
         if followers.retire(id, publisher, false) {
             return;
         }
         // The row first: files seen after a final status are complete.
-        let look = {
-            let (id, source) = (id.to_owned(), source.clone());
-            let queue = async {
-                match queues::load(state, &id).await {
-                    Ok(queue) => Ok(Some(queue)),
-                    Err(ApiError::NotFound(_)) => Ok(None),
+        let look =
+            {
+                let (id, source, tails) = (id.to_owned(), source.clone(), tails.clone());
+                let queue = async {
+                    if !row_changed && known.is_some() {
+                        // New chunks only: the row is as it was.
+                        return Ok(known.clone());
+                    }
+                    match queues::load(state, &id).await {
+                        Ok(queue) => Ok(Some(queue)),
+                        Err(ApiError::NotFound(_)) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                };
+                match queue.await {
+                    Ok(queue) => blocking(move || look_at_files(&source, &tails)).await.map(
+                        |(files, tails)| Snapshot {
+                            queue,
+                            files,
+                            complete: false,
+                            tails,
+                        },
+                    ),
                     Err(e) => Err(e),
                 }
             };
-            match queue.await {
-                Ok(queue) => blocking(move || source.sizes()).await.map(|files| Snapshot {
-                    queue,
-                    files,
-                    complete: false,
-                }),
-                Err(e) => Err(e),
-            }
-        };
         let mut snapshot = match look {
             Ok(snapshot) => snapshot,
             Err(e) => {
@@ -242,6 +267,8 @@ async fn follow_queue(
             }
             snapshot.complete = complete(&source, queue, &snapshot.files, final_since);
         }
+        tails = snapshot.tails.clone();
+        known = snapshot.queue.clone();
         let done = snapshot.queue.is_none() || snapshot.complete;
         publisher.send_if_modified(|current| {
             let changed = **current != snapshot;
@@ -257,6 +284,21 @@ async fn follow_queue(
     }
 }
 
+/// The queue's files and their sizes, and, for stored logs, the windows
+/// grown by what was added since `tails` (blocking).
+fn look_at_files(
+    source: &LogSource,
+    tails: &Tails,
+) -> Result<(Vec<(String, u64)>, Tails), ApiError> {
+    let files = source.sizes()?;
+    let tails = if source.is_db() {
+        tails.grown(source, &files)
+    } else {
+        Tails::default()
+    };
+    Ok((files, tails))
+}
+
 /// Per-file read positions of one stream.
 #[derive(Debug)]
 struct Cursor {
@@ -266,10 +308,11 @@ struct Cursor {
 
 /// What is new in the files since the last call: complete lines only,
 /// unless `all` (the queue is final), in chunks of at most [`MAX_EVENT`]
-/// bytes and at most [`MAX_BATCH`] bytes in all. The flag says whether
-/// more is ready to read at once.
+/// bytes and at most [`MAX_BATCH`] bytes in all, each read by `read_at`
+/// (path, offset, limit; `None`: cannot be read now). The flag says
+/// whether more is ready to read at once.
 fn new_chunks(
-    source: &LogSource,
+    read_at: &dyn Fn(&str, u64, u64) -> Option<Vec<u8>>,
     files: &[(String, u64)],
     cursors: &mut Vec<Cursor>,
     only: Option<&str>,
@@ -302,7 +345,7 @@ fn new_chunks(
             if read >= MAX_BATCH {
                 return (chunks, true);
             }
-            let Ok(bytes) = source.read(path, cursor.offset, MAX_EVENT as u64) else {
+            let Some(bytes) = read_at(path, cursor.offset, MAX_EVENT as u64) else {
                 break;
             };
             let take = match bytes.iter().rposition(|&b| b == b'\n') {
@@ -339,6 +382,23 @@ struct Stream {
 }
 
 impl Stream {
+    /// True when every byte this stream has still to send of `snapshot`'s
+    /// logs is in the follower's windows.
+    fn in_tails(&self, snapshot: &Snapshot, cursors: &[Cursor]) -> bool {
+        self.source.is_db()
+            && snapshot.files.iter().all(|(path, size)| {
+                if !path.ends_with(".log") || self.only.as_ref().is_some_and(|o| o != path) {
+                    return true;
+                }
+                let offset = match cursors.iter().find(|c| &c.path == path) {
+                    Some(c) => c.offset,
+                    None if self.only.is_some() => self.start,
+                    None => 0,
+                };
+                offset <= *size && snapshot.tails.covers(path, offset, *size)
+            })
+    }
+
     async fn send(&self, bytes: Bytes) -> Result<(), Gone> {
         self.tx.send(bytes).await.map_err(|_| Gone)
     }
@@ -359,23 +419,45 @@ impl Stream {
             };
             let is_final = snapshot.complete;
             loop {
-                let (source, files, only, start) = (
-                    self.source.clone(),
-                    Arc::clone(&snapshot),
-                    self.only.clone(),
-                    self.start,
-                );
-                let mut c = std::mem::take(&mut cursors);
-                let read = blocking(move || {
-                    let (chunks, more) =
-                        new_chunks(&source, &files.files, &mut c, only.as_deref(), start, is_final);
-                    Ok((chunks, more, c))
-                })
-                .await;
-                let Ok((chunks, more, c)) = read else {
-                    return Err(Gone);
+                let (chunks, more) = if self.in_tails(&snapshot, &cursors) {
+                    // Caught up: the follower's window has it, no database.
+                    let read = |path: &str, at, limit| snapshot.tails.read(path, at, limit);
+                    let only = self.only.as_deref();
+                    new_chunks(
+                        &read,
+                        &snapshot.files,
+                        &mut cursors,
+                        only,
+                        self.start,
+                        is_final,
+                    )
+                } else {
+                    let (source, files, only, start) = (
+                        self.source.clone(),
+                        Arc::clone(&snapshot),
+                        self.only.clone(),
+                        self.start,
+                    );
+                    let mut c = std::mem::take(&mut cursors);
+                    let read = blocking(move || {
+                        let read = |path: &str, at, limit| {
+                            files
+                                .tails
+                                .read(path, at, limit)
+                                .or_else(|| source.read(path, at, limit).ok())
+                        };
+                        let only = only.as_deref();
+                        let (chunks, more) =
+                            new_chunks(&read, &files.files, &mut c, only, start, is_final);
+                        Ok((chunks, more, c))
+                    })
+                    .await;
+                    let Ok((chunks, more, c)) = read else {
+                        return Err(Gone);
+                    };
+                    cursors = c;
+                    (chunks, more)
                 };
-                cursors = c;
                 for chunk in &chunks {
                     self.send(sse("log", chunk)).await?;
                 }
@@ -414,18 +496,19 @@ mod tests {
         std::fs::write(dir.path().join("a.log"), "one\ntwo\npart").unwrap();
         let source = LogSource::Files(dir.path().to_owned());
         let files = source.sizes().unwrap();
+        let read = |path: &str, at, limit| source.read(path, at, limit).ok();
         assert_eq!(files, [("a.log".to_owned(), 12)]);
         let mut cursors = Vec::new();
-        let (chunks, more) = new_chunks(&source, &files, &mut cursors, None, 0, false);
+        let (chunks, more) = new_chunks(&read, &files, &mut cursors, None, 0, false);
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].text, "one\ntwo\n");
         assert!(!more);
         assert!(
-            new_chunks(&source, &files, &mut cursors, None, 0, false)
+            new_chunks(&read, &files, &mut cursors, None, 0, false)
                 .0
                 .is_empty()
         );
-        let (chunks, _) = new_chunks(&source, &files, &mut cursors, None, 0, true);
+        let (chunks, _) = new_chunks(&read, &files, &mut cursors, None, 0, true);
         assert_eq!((chunks[0].offset, chunks[0].text.as_str()), (8, "part"));
     }
 
@@ -437,10 +520,11 @@ mod tests {
         std::fs::write(dir.path().join("big.log"), line.repeat(size / 1024 + 1)).unwrap();
         let source = LogSource::Files(dir.path().to_owned());
         let files = source.sizes().unwrap();
+        let read = |path: &str, at, limit| source.read(path, at, limit).ok();
         let mut cursors = Vec::new();
         let (mut batches, mut total) = (0, 0);
         loop {
-            let (chunks, more) = new_chunks(&source, &files, &mut cursors, None, 0, true);
+            let (chunks, more) = new_chunks(&read, &files, &mut cursors, None, 0, true);
             let bytes: usize = chunks.iter().map(|c| c.text.len()).sum();
             assert!(bytes as u64 <= MAX_BATCH, "{bytes}");
             assert!(chunks.iter().all(|c| c.text.len() <= MAX_EVENT));

@@ -19,10 +19,18 @@ use testarena_domain::db::PgUrl;
 use testarena_domain::db::listen::{self, Event, Listener};
 use tokio::sync::watch;
 
-/// The wake-ups of one queue: a counter bumped on every notification.
-pub type Wake = watch::Receiver<u64>;
+/// How often a queue was woken, by what: its row (`queue:<id>`, and
+/// anything but `log:`) or its logs (`log:<id>`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Woken {
+    pub row: u64,
+    pub logs: u64,
+}
 
-type Queues = Mutex<HashMap<String, watch::Sender<u64>>>;
+/// The wake-ups of one queue.
+pub type Wake = watch::Receiver<Woken>;
+
+type Queues = Mutex<HashMap<String, watch::Sender<Woken>>>;
 
 /// The LISTEN thread of this app (PostgreSQL) or nothing (SQLite).
 #[derive(Debug, Default)]
@@ -64,29 +72,35 @@ impl Hub {
         Some(
             queues
                 .entry(id.to_owned())
-                .or_insert_with(|| watch::channel(0).0)
+                .or_insert_with(|| watch::channel(Woken::default()).0)
                 .subscribe(),
         )
     }
 }
 
-/// Runs on the listener's thread: bumps the counter of the queue named by
+/// Runs on the listener's thread: bumps the counters of the queue named by
 /// the payload (`queue:<id>`, `log:<id>`, ...), or every counter after a
 /// reconnection. Never blocks for long: one map lookup.
 fn on_event(queues: &Queues, event: &Event) {
     let Ok(queues) = queues.lock() else { return };
     match event {
         Event::Notified(payload) => {
-            let Some((_, id)) = payload.split_once(':') else {
+            let Some((kind, id)) = payload.split_once(':') else {
                 return;
             };
             if let Some(sender) = queues.get(id) {
-                sender.send_modify(|n| *n = n.wrapping_add(1));
+                sender.send_modify(|w| match kind {
+                    "log" => w.logs = w.logs.wrapping_add(1),
+                    _ => w.row = w.row.wrapping_add(1),
+                });
             }
         }
         Event::Reconnected => {
             for sender in queues.values() {
-                sender.send_modify(|n| *n = n.wrapping_add(1));
+                sender.send_modify(|w| {
+                    w.row = w.row.wrapping_add(1);
+                    w.logs = w.logs.wrapping_add(1);
+                });
             }
         }
     }
@@ -101,22 +115,26 @@ mod tests {
         let queues: Queues = Mutex::default();
         let mut a = {
             let mut q = queues.lock().unwrap();
-            q.entry("a".into()).or_insert_with(|| watch::channel(0).0).subscribe()
+            q.entry("a".into())
+                .or_insert_with(|| watch::channel(Woken::default()).0)
+                .subscribe()
         };
         let mut b = {
             let mut q = queues.lock().unwrap();
-            q.entry("b".into()).or_insert_with(|| watch::channel(0).0).subscribe()
+            q.entry("b".into())
+                .or_insert_with(|| watch::channel(Woken::default()).0)
+                .subscribe()
         };
         on_event(&queues, &Event::Notified("log:a".into()));
         on_event(&queues, &Event::Notified("queue:nobody".into()));
         on_event(&queues, &Event::Notified("garbage".into()));
         assert!(a.has_changed().unwrap());
         assert!(!b.has_changed().unwrap());
-        a.borrow_and_update();
+        assert_eq!(*a.borrow_and_update(), Woken { row: 0, logs: 1 });
         on_event(&queues, &Event::Reconnected);
         assert!(a.has_changed().unwrap() && b.has_changed().unwrap());
         b.borrow_and_update();
         on_event(&queues, &Event::Notified("queue:b".into()));
-        assert!(b.has_changed().unwrap());
+        assert_eq!(*b.borrow_and_update(), Woken { row: 2, logs: 1 });
     }
 }

@@ -141,15 +141,16 @@ impl LogSource {
         }
         // More may follow: the rest a piece at a time, until the limit, the
         // end or a gap.
-        let rest = futures_util::stream::try_unfold(
-            (offset + got, offset + limit),
-            move |(at, end)| {
+        let rest =
+            futures_util::stream::try_unfold((offset + got, offset + limit), move |(at, end)| {
                 let (pool, id, rel) = (pool.clone(), id.clone(), rel.clone());
                 async move {
                     if at >= end {
                         return Ok(None);
                     }
-                    let want = usize::try_from(end - at).unwrap_or(usize::MAX).min(READ_PIECE);
+                    let want = usize::try_from(end - at)
+                        .unwrap_or(usize::MAX)
+                        .min(READ_PIECE);
                     let (piece, _) = blocking(move || read_db(&pool, &id, &rel, at, want)).await?;
                     if piece.is_empty() {
                         return Ok(None);
@@ -157,8 +158,7 @@ impl LogSource {
                     let next = at + piece.len() as u64;
                     Ok::<_, actix_web::Error>(Some((Bytes::from(piece), (next, end))))
                 }
-            },
-        );
+            });
         let first = futures_util::stream::once(async move { Ok(Bytes::from(first)) });
         Ok(Range {
             size,
@@ -230,11 +230,15 @@ impl LogSource {
             Self::Db { .. } if !status.is_final() => Ok(false),
             Self::Db { .. } => {
                 let this = self.clone();
-                let has_junit = blocking(move || {
-                    Ok(this.sizes()?.iter().any(|(path, _)| path == JUNIT))
-                })
-                .await?;
-                Ok(settled(status, has_junit, row.started_at.is_some(), row.finished_at))
+                let has_junit =
+                    blocking(move || Ok(this.sizes()?.iter().any(|(path, _)| path == JUNIT)))
+                        .await?;
+                Ok(settled(
+                    status,
+                    has_junit,
+                    row.started_at.is_some(),
+                    row.finished_at,
+                ))
             }
         }
     }

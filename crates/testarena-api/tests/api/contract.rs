@@ -2,7 +2,6 @@
 //! `next_offset` in `log` events, and the last admin under concurrent
 //! requests.
 
-
 use serde_json::{Value, json};
 use testarena_domain::status::Status;
 use testarena_domain::store;

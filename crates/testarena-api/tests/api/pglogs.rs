@@ -179,10 +179,19 @@ fn junit_and_completeness_come_from_the_database() {
             None,
         )
     };
-    assert!(junit(&s).body.contains("<testsuites"), "built from the results");
+    assert!(
+        junit(&s).body.contains("<testsuites"),
+        "built from the results"
+    );
     let xml = "<testsuites name=\"from the worker\"/>";
-    store::logs::put_ended_file(&mut s.conn(), &id, Some(&fence), "junit.xml", xml.as_bytes())
-        .unwrap();
+    store::logs::put_ended_file(
+        &mut s.conn(),
+        &id,
+        Some(&fence),
+        "junit.xml",
+        xml.as_bytes(),
+    )
+    .unwrap();
     assert_eq!(junit(&s).body, xml);
     let r = read(&s, &id, "queue.log");
     assert_eq!(
@@ -282,8 +291,14 @@ fn chunks_appended_after_the_clients_connected_arrive_live() {
     );
     // The end: final, then junit.xml stored by the worker.
     store::finish_queue(&mut s.conn(), &id, Status::Passed, "").unwrap();
-    store::logs::put_ended_file(&mut s.conn(), &id, Some(&fence), "junit.xml", b"<testsuites/>")
-        .unwrap();
+    store::logs::put_ended_file(
+        &mut s.conn(),
+        &id,
+        Some(&fence),
+        "junit.xml",
+        b"<testsuites/>",
+    )
+    .unwrap();
     for rx in &clients {
         assert_eq!(next_event(rx, "end").1["status"], "passed");
     }
@@ -301,8 +316,14 @@ fn the_last_flush_after_the_end_is_sent_before_end() {
     assert_eq!(next_event(&rx, "status").1["status"], "passed");
     store::logs::append_ended_chunks(&mut s.conn(), &fence, &chunks("queue.log", 0, b"finished"))
         .unwrap();
-    store::logs::put_ended_file(&mut s.conn(), &id, Some(&fence), "junit.xml", b"<testsuites/>")
-        .unwrap();
+    store::logs::put_ended_file(
+        &mut s.conn(),
+        &id,
+        Some(&fence),
+        "junit.xml",
+        b"<testsuites/>",
+    )
+    .unwrap();
     let (_, chunk) = next_event(&rx, "log");
     assert_eq!(chunk["text"], "finished", "the partial last line too");
     assert_eq!(next_event(&rx, "end").1["status"], "passed");
@@ -337,7 +358,10 @@ fn an_unreachable_database_is_503_until_it_is_back() {
         "/api/v1/tokens",
         "/metrics",
     ];
-    assert_eq!(call(&s, "GET", "/api/v1/health", Auth::None, None).status, 200);
+    assert_eq!(
+        call(&s, "GET", "/api/v1/health", Auth::None, None).status,
+        200
+    );
 
     cluster.stop();
     let submit = serde_json::json!({"branch": "main", "scenarios": ["scenarios/ok.xml"]});
@@ -350,14 +374,27 @@ fn an_unreachable_database_is_503_until_it_is_back() {
         r.assert_error(503, "unavailable");
         assert_eq!(r.header("retry-after"), Some("1"), "{method} {path}");
         // The pool waits twice the connect timeout (2 s) for a connection.
-        assert!(took < Duration::from_secs(8), "{method} {path} took {took:?}");
+        assert!(
+            took < Duration::from_secs(8),
+            "{method} {path} took {took:?}"
+        );
     };
     for path in get_paths {
         check("GET", path, Auth::Bearer(&s.ann), None);
     }
     check("POST", "/api/v1/queues", Auth::Bearer(&s.ann), Some(submit));
-    check("POST", &format!("{queue}/abort"), Auth::Bearer(&s.ann), None);
-    check("GET", "/api/v1/queues", Auth::Basic("ann", s.password), None);
+    check(
+        "POST",
+        &format!("{queue}/abort"),
+        Auth::Bearer(&s.ann),
+        None,
+    );
+    check(
+        "GET",
+        "/api/v1/queues",
+        Auth::Basic("ann", s.password),
+        None,
+    );
     let health = call(&s, "GET", "/api/v1/health", Auth::None, None);
     assert_eq!(health.status, 503);
     let body = health.json();
@@ -374,10 +411,17 @@ fn an_unreachable_database_is_503_until_it_is_back() {
     println!("answering again {:?} after the restart", back.elapsed());
     for path in get_paths.iter().filter(|p| !p.ends_with("/events")) {
         let r = call(&s, "GET", path, Auth::Bearer(&s.ann), None);
-        let want = if path.ends_with("queue.log") { 404 } else { 200 };
+        let want = if path.ends_with("queue.log") {
+            404
+        } else {
+            200
+        };
         assert_eq!(r.status, want, "GET {path}: {}", r.body);
     }
-    assert_eq!(call(&s, "GET", "/api/v1/health", Auth::None, None).status, 200);
+    assert_eq!(
+        call(&s, "GET", "/api/v1/health", Auth::None, None).status,
+        200
+    );
     // Live events wake on notifications again (the listener reconnected).
     let (rx, fence) = {
         store::register_worker(&mut s.conn(), "w1", 2, "0.1.0", 1).unwrap();

@@ -1,6 +1,5 @@
 //! Queues, tasks, logs, JUnit and events.
 
-
 use serde_json::{Value, json};
 use testarena_domain::models::NewTestCase;
 use testarena_domain::status::Status;
