@@ -208,8 +208,11 @@ pub async fn supervise<S: Sink + Send>(
     let mut output = process::read_output(&mut child.inner);
     let result = run(watch, &mut child, &mut output, limits, sink).await;
     sink.close_input();
+    // A fenced run is killed at once: it is no longer this worker's.
     let grace = match &result {
-        Ok(Ended::Stopped(Stop::Fenced(_))) => Duration::ZERO,
+        Ok(Ended::Stopped(Stop::Fenced(_))) | Err(Error::Store(store::StoreError::Fenced(_))) => {
+            Duration::ZERO
+        }
         _ => watch.grace,
     };
     let left = process::stop(Some(pgid), None, grace).await;

@@ -9,9 +9,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use testarena_domain::status::Status;
-use testarena_domain::store::logs;
+use testarena_domain::store::{self, logs};
 use testarena_testkit::{PgCluster, PgDatabase};
+use testarena_worker::db::Db;
 use testarena_worker::process::{group_members, queue_processes};
+use testarena_worker::workspace::{self, DbLogs};
 use tokio::sync::watch;
 
 use super::LONG;
@@ -386,4 +388,38 @@ async fn a_retried_queue_keeps_each_attempt_s_logs_apart() {
     );
     assert!(String::from_utf8_lossy(&in_db["junit.xml"]).contains("<testcase"));
     check_chunks(&database, &id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recovery_stores_a_lost_queue_s_junit() {
+    let (_cluster, _database, farm) = pg_farm("pglost", &["true"]);
+    let id = farm.submit("main", &["scenarios/noisy.xml"], None);
+    let mut conn = farm.pool.get().unwrap();
+    // Claimed by a worker that is not registered: lost at once.
+    store::claim_next(&mut conn, "w-gone").unwrap().unwrap();
+    let me = farm.config.worker_id();
+    let lost = store::mark_lost(&mut conn, &me, store::now(), Duration::from_secs(3), 0).unwrap();
+    assert_eq!(lost.len(), 1);
+    drop(conn);
+    // What the daemon's recovery does on PostgreSQL.
+    let db_logs = DbLogs {
+        shipper: None,
+        fence: None,
+        keep_local: false,
+        shutdown: watch::channel(false).1,
+    };
+    let db = Db::new(farm.pool.clone());
+    workspace::end_queue(
+        &farm.home(),
+        &db,
+        &id,
+        None,
+        None,
+        async { true },
+        Some(db_logs),
+    )
+    .await;
+    let junit = String::from_utf8_lossy(&stored(&farm, &id)["junit.xml"]).into_owned();
+    assert!(junit.contains("<testsuite"), "{junit}");
+    assert!(!farm.queue_dir(&id).exists(), "local files left");
 }
