@@ -306,13 +306,17 @@ struct Cursor {
     offset: u64,
 }
 
+/// Reads at most `limit` bytes of a file from an offset (path, offset,
+/// limit); `None` when it cannot now.
+type ReadAt<'a> = dyn Fn(&str, u64, u64) -> Option<Vec<u8>> + 'a;
+
 /// What is new in the files since the last call: complete lines only,
 /// unless `all` (the queue is final), in chunks of at most [`MAX_EVENT`]
 /// bytes and at most [`MAX_BATCH`] bytes in all, each read by `read_at`
 /// (path, offset, limit; `None`: cannot be read now). The flag says
 /// whether more is ready to read at once.
 fn new_chunks(
-    read_at: &dyn Fn(&str, u64, u64) -> Option<Vec<u8>>,
+    read_at: &ReadAt<'_>,
     files: &[(String, u64)],
     cursors: &mut Vec<Cursor>,
     only: Option<&str>,

@@ -14,7 +14,7 @@ use testarena_domain::store;
 use testarena_domain::store::logs::{Chunk, Fence, MAX_CHUNK, append_chunks};
 use testarena_testkit::{PgCluster, TestDatabase};
 
-use crate::support::{Auth, Server, agent, call, wait_for};
+use crate::support::{Auth, Server, agent, call, send, wait_for};
 
 /// An app on a fresh PostgreSQL database.
 fn pg_server() -> Server {
@@ -125,6 +125,20 @@ fn stored_logs_are_listed_and_read_in_ranges_without_the_disk() {
     let r = read(&s, &id, "build.log");
     assert_eq!(r.body.len(), big.len(), "a read of several pieces");
     assert!(r.body.as_bytes() == big);
+    let head = send(
+        &s,
+        "HEAD",
+        &format!("/api/v1/queues/{id}/logs/build.log"),
+        Auth::Bearer(&s.ann),
+        None,
+        None,
+    );
+    assert_eq!(
+        (head.status, head.body.as_str()),
+        (200, ""),
+        "HEAD of a long read"
+    );
+    assert_eq!(head.header("x-log-size"), Some("200000"));
     let r = read(&s, &id, "build.log?offset=150000&limit=100000");
     assert_eq!(r.body.as_bytes(), &big[150_000..]);
     let r = read(&s, &id, "build.log?offset=900000");
