@@ -539,6 +539,23 @@ fn copy_logs(
         }
     }
     flush(dst, &mut batch)?;
+    let queues_dir = home.queues_dir();
+    match std::fs::read_dir(&queues_dir) {
+        Ok(entries) => {
+            let on_disk = entries.flatten().filter(|e| e.path().is_dir()).count() as u64;
+            if on_disk > totals.folders {
+                eprintln!(
+                    "{} folder(s) under {} belong to no queue of the database: left out",
+                    on_disk - totals.folders,
+                    queues_dir.display()
+                );
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: no logs copied: {}: {e} (is --home the farm's home?)",
+            queues_dir.display()
+        ),
+    }
     Ok(totals)
 }
 

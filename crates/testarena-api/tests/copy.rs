@@ -441,6 +441,8 @@ fn a_sqlite_farm_is_copied_whole() {
     assert!(stdout.contains("test_cases"), "{}", text(&out));
     assert!(stdout.contains("log bytes"), "{}", text(&out));
     assert!(!text(&out).contains(target.password()), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 folder(s) under"), "{}", text(&out));
 
     let src = &mut *farm.conn();
     let pg = open_pg(&target);
