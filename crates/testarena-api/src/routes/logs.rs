@@ -32,7 +32,8 @@ type Data = web::Data<AppState>;
     operation_id = "list_logs",
     tag = "logs",
     summary = "The queue's files",
-    description = "Every file under the queue's folder (logs and `junit.xml`), by path.",
+    description = "Every file under the queue's folder (logs and `junit.xml`), by path; on \
+        PostgreSQL every file stored for it, with the queue's last change as `modified_at`.",
     params(IdParam),
     responses(
         (status = 200, description = "The files, sorted by path", body = Vec<LogFile>),
@@ -68,9 +69,10 @@ struct RangeQuery {
     operation_id = "read_log",
     tag = "logs",
     summary = "Read a file of the queue, from an offset",
-    description = "The bytes as they are on disk (output that is not UTF-8 included). Follow a \
+    description = "The bytes as they were written (output that is not UTF-8 included). Follow a \
         running queue's log by asking again from `offset` + the length received until \
-        `X-Log-Complete` is `true` and the offset reaches `X-Log-Size`.",
+        `X-Log-Complete` is `true` and the offset reaches `X-Log-Size`. On PostgreSQL the \
+        bytes come from the database, in order: a read ends where a chunk is not stored yet.",
     params(
         IdParam,
         ("path" = String, Path, description = "Relative to the queue's folder, e.g. `tasks/<task id>/<test>.log`: `/`-separated names of `[A-Za-z0-9._-]`, no `.` or `..`"),
@@ -79,8 +81,8 @@ struct RangeQuery {
     responses(
         (status = 200, description = "The bytes from `offset`", content_type = "text/plain", body = String,
             headers(
-                ("X-Log-Size" = u64, description = "The file's size now, in bytes"),
-                ("X-Log-Complete" = bool, description = "`true` once the queue has ended: the file will not grow"),
+                ("X-Log-Size" = u64, description = "The file's size now, in bytes (on PostgreSQL: the end of its last stored chunk)"),
+                ("X-Log-Complete" = bool, description = "`true` once the queue has ended and (on PostgreSQL) its worker stored the rest: the file will not grow"),
             )),
         (status = 400, description = "An unknown query parameter, a value that is not a number, or a path that cannot be decoded", body = BadRequestError),
         (status = 404, description = "No such queue or file, or a path that leaves the queue's folder", body = NotFoundError),
