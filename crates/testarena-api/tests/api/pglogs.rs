@@ -387,6 +387,12 @@ fn an_unreachable_database_is_503_until_it_is_back() {
         slowest = slowest.max(took);
         r.assert_error(503, "unavailable");
         assert_eq!(r.header("retry-after"), Some("1"), "{method} {path}");
+        // Told apart from a busy pool: the cause was a refused connection.
+        let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains("unreachable"),
+            "{method} {path}: {message}"
+        );
         // The pool waits twice the connect timeout (2 s) for a connection.
         assert!(
             took < Duration::from_secs(8),
