@@ -49,7 +49,7 @@ fn lab() -> Option<Lab> {
         eprintln!("not run: the lab test makes network namespaces, which needs root and iproute2");
         return None;
     }
-    let nets = vec![NetNs::new(), NetNs::new()];
+    let nets = vec![NetNs::make(), NetNs::make()];
     let cluster = Cluster::new(
         nets.iter()
             .fold(Options::default(), |o, n| o.listen(n.host_addr.into())),

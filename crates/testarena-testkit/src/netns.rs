@@ -50,11 +50,11 @@ impl NetNs {
     /// The next namespace of this process: named after the pid and a
     /// counter, so that tests running at once never share a name, on
     /// 10.<pid-derived>.<counter>.0/30.
-    pub fn new() -> NetNs {
-        or_panic(Self::try_new())
+    pub fn make() -> NetNs {
+        or_panic(Self::try_make())
     }
 
-    pub fn try_new() -> Result<NetNs> {
+    pub fn try_make() -> Result<NetNs> {
         static NEXT: AtomicU8 = AtomicU8::new(1);
         let index = NEXT.fetch_add(1, Ordering::Relaxed);
         if index == 0 || index > 250 {
