@@ -255,18 +255,7 @@ fn measure_sse(
         };
         let p99 = format!("log line → SSE client p99, {name} ({host})");
         let target = Some(Target::AtMost(target));
-        let all = match sse(farm, fifo, sizes) {
-            Ok(all) => all,
-            // The app cannot show this worker's log (it serves logs from
-            // the database there): reported as missed; the rest still runs.
-            Err(e) if *name == "PostgreSQL" => {
-                eprintln!("  not measured on {name}: {e:#}");
-                let why = format!("not measured: {e:#}");
-                report.add(S, &p99, f64::NAN, "ms", target, 0, why);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        let all = sse(farm, fifo, sizes)?;
         let n = all.len();
         let p50 = format!("log line → SSE client p50, {name} ({host})");
         report.add(S, &p50, median(&all), "ms", None, n, note.clone());
