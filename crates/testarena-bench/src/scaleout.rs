@@ -107,8 +107,9 @@ pub fn scaleout(
     pg.stop();
     sqlite.stop();
     drop(database);
-    cluster.try_stop()?;
-    result
+    let stopped = cluster.try_stop();
+    result?;
+    Ok(stopped?)
 }
 
 /// The backends in the order of every comparison.
@@ -344,7 +345,8 @@ impl Host {
         let path = host.join("worker.toml");
         std::fs::write(&path, text)?;
         let log = host.join("worker.log");
-        let cmd = testarena_testkit::daemon::command(&kit.bins.worker, &path, &[], "info");
+        let cmd =
+            testarena_testkit::daemon::command(&kit.bins.worker, &path, &[], &kit.setup.rust_log);
         let mut worker = Daemon::spawn(&id, cmd, &log)?;
         wait_for(
             Duration::from_secs(30),
