@@ -271,10 +271,10 @@ impl Flusher {
 
     fn try_flush(&mut self, ended: bool) -> StoreResult<()> {
         let mut conn = self.pool.get()?;
-        if self.initial.is_none() {
-            self.initial = Some(stored(&mut conn, &self.fence.queue_id)?);
-        }
-        let initial = self.initial.as_ref().map_or(&self.lens, |i| i);
+        let initial = match &mut self.initial {
+            Some(initial) => initial,
+            empty @ None => empty.insert(stored(&mut conn, &self.fence.queue_id)?),
+        };
         for path in self.lens.keys() {
             if !self.files.contains_key(path) {
                 // The local copy at the start is the tail of what is
