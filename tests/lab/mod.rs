@@ -85,10 +85,19 @@ fn lab() -> Option<Lab> {
     })
 }
 
-/// The console log of a queue's one test, as the app serves it.
+/// The console log of a queue's one test, as the app serves it once the
+/// queue's files are complete: a worker stores `junit.xml` after its last
+/// log bytes (what `X-Log-Complete` waits for too).
 fn count_log(farm: &Farm, q: &Value) -> String {
     let id = q["id"].as_str().unwrap_or_default();
     let task = q["tasks"][0]["id"].as_str().unwrap_or_default();
+    let logs = format!("/api/v1/queues/{id}/logs");
+    wait_for(Duration::from_secs(15), "the queue's junit.xml", || {
+        farm.get(&logs)
+            .as_array()
+            .is_some_and(|l| l.iter().any(|f| f["path"] == "junit.xml"))
+            .then_some(())
+    });
     farm.test_log(id, task, "count")
 }
 
@@ -221,7 +230,10 @@ fn a_partitioned_worker_loses_its_queue_and_fences_itself_when_the_link_comes_ba
     farm.assert_no_leftovers();
     // The cut-off worker logged its failed connections: never the password.
     let logs = farm.daemon_logs();
-    assert!(logs.contains("database"), "the connection errors were logged");
+    assert!(
+        logs.contains("database"),
+        "the connection errors were logged"
+    );
     assert!(
         !logs.contains(lab.db.password()),
         "the password is in a log line"

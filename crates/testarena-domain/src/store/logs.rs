@@ -13,6 +13,9 @@ use crate::db::{self, DbConnection};
 use crate::schema::{log_chunks, queues};
 use crate::status::Status;
 
+/// The reason the farm gives a queue whose worker it lost (store::mark_lost).
+const LOST: &str = "worker lost";
+
 /// The largest chunk stored.
 pub const MAX_CHUNK: usize = 64 * 1024;
 
@@ -174,14 +177,16 @@ pub fn read_stored(
     max: usize,
 ) -> StoreResult<(Vec<u8>, u64)> {
     let from = i64::try_from(from).unwrap_or(i64::MAX);
-    // The chunks that end after `from`, in order, until `max` bytes.
+    // The chunks that overlap [from, from + max), in order: however small
+    // the worker's flushes made them.
+    let until = from.saturating_add(i64::try_from(max).unwrap_or(i64::MAX));
     let rows: Vec<(i64, Vec<u8>)> = log_chunks::table
         .filter(log_chunks::queue_id.eq(queue_id))
         .filter(log_chunks::path.eq(path))
         .filter((log_chunks::start + log_chunks::len).gt(from))
+        .filter(log_chunks::start.lt(until))
         .order(log_chunks::start)
         .select((log_chunks::start, log_chunks::data))
-        .limit(i64::try_from(max / MAX_CHUNK + 2).unwrap_or(i64::MAX))
         .load(conn)?;
     let size = stored_files(conn, queue_id)?
         .into_iter()
@@ -211,27 +216,31 @@ impl Fence {
     /// timeline's `finished` line) and `junit.xml` pass it after the end.
     pub fn check_ended(&self, conn: &mut DbConnection) -> StoreResult<()> {
         use crate::schema::attempts;
-        let row: Option<(String, Option<String>, i32)> = queues::table
+        let row: Option<(String, Option<String>, i32, Option<String>)> = queues::table
             .filter(queues::id.eq(&self.queue_id))
-            .select((queues::status, queues::worker_id, queues::attempt))
+            .select((
+                queues::status,
+                queues::worker_id,
+                queues::attempt,
+                queues::status_reason,
+            ))
             .get_result(conn)
             .optional()?;
-        let Some((status, worker, attempt)) = row else {
+        let Some((status, worker, attempt, reason)) = row else {
             return Err(StoreError::Fenced("the queue was deleted".to_owned()));
         };
+        // A queue the farm ended `worker lost` keeps its worker id: that
+        // end is not this run's own.
         let final_here = status.parse::<Status>().is_ok_and(|s| s.is_final())
             && worker.as_deref() == Some(self.worker_id.as_str())
-            && attempt == self.attempt;
+            && attempt == self.attempt
+            && reason.as_deref() != Some(LOST);
         let retried_after_us = attempt > self.attempt
             && attempts::table
                 .filter(attempts::queue_id.eq(&self.queue_id))
                 .filter(attempts::attempt.eq(self.attempt))
                 .filter(attempts::worker.eq(&self.worker_id))
-                .filter(
-                    attempts::reason
-                        .is_null()
-                        .or(attempts::reason.ne("worker lost")),
-                )
+                .filter(attempts::reason.is_null().or(attempts::reason.ne(LOST)))
                 .count()
                 .get_result::<i64>(conn)?
                 > 0;
