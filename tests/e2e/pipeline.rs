@@ -138,17 +138,11 @@ fn a_flood_passes_and_its_whole_log_is_served_in_pages() {
     let q = farm.wait_final(&id, QUEUE_DEADLINE);
     assert_eq!(q["status"], "passed", "{q:#}");
     let task = q["tasks"][0]["id"].as_str().unwrap();
-    let path = farm
-        .home
-        .join("queues")
-        .join(&id)
-        .join("tasks")
-        .join(task)
-        .join("unit.log");
-    let on_disk = std::fs::read(&path).unwrap();
+    // On disk (SQLite) or in the database (PostgreSQL).
+    let on_disk = farm.stored_file(&id, &format!("tasks/{task}/unit.log"));
     assert!(
         on_disk.len() > 3_000_000,
-        "the whole flood is on disk: {} bytes",
+        "the whole flood is stored: {} bytes",
         on_disk.len()
     );
     assert!(
@@ -260,7 +254,8 @@ fn sigterm_aborts_running_queues_and_exits_within_the_grace() {
     assert_eq!(
         (q["status"].as_str(), q["status_reason"].as_str()),
         (Some("aborted"), Some("worker stopped")),
-        "{q:#}"
+        "{q:#}\n{}",
+        farm.worker_log(0)
     );
     farm.assert_no_leftovers();
 }

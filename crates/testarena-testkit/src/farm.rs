@@ -681,7 +681,49 @@ impl Farm {
 
     /// The worker's timeline of a queue, read from disk.
     pub fn queue_log(&self, id: &str) -> String {
+        if self.is_postgres() {
+            return String::from_utf8_lossy(&self.stored_file(id, "queue.log")).into_owned();
+        }
         read_lossy(&self.home.join("queues").join(id).join("queue.log"))
+    }
+
+    /// File `path` of queue `id` as the farm stores it: the file under
+    /// `queues/<id>/` on SQLite; on PostgreSQL its chunks in the database
+    /// (empty when none), read once a final queue's files are complete
+    /// (its worker stores `junit.xml` after the last log bytes).
+    pub fn stored_file(&self, id: &str, path: &str) -> Vec<u8> {
+        let Some(db) = self._test_db.as_ref().and_then(|d| d.postgres_db()) else {
+            return std::fs::read(self.home.join("queues").join(id).join(path)).unwrap_or_default();
+        };
+        let complete = || -> Result<Option<()>> {
+            let q = self.queue(id);
+            let final_ = !matches!(q["status"].as_str(), Some("waiting" | "running"));
+            if !final_ || q["started_at"].is_null() {
+                return Ok(Some(()));
+            }
+            let logs = self.get(&format!("/api/v1/queues/{id}/logs"));
+            let junit = logs
+                .as_array()
+                .is_some_and(|l| l.iter().any(|f| f["path"] == "junit.xml"));
+            Ok(junit.then_some(()))
+        };
+        // A queue that never gets a junit.xml is read as it is.
+        let _ = try_wait_for(
+            Duration::from_secs(15),
+            "the queue's files to be complete",
+            complete,
+        );
+        let sql = format!(
+            "SELECT encode(string_agg(data, ''::bytea ORDER BY start), 'hex') FROM log_chunks \
+             WHERE queue_id = '{}' AND path = '{}'",
+            id.replace('\'', "''"),
+            path.replace('\'', "''")
+        );
+        let hex = db.psql(&sql);
+        let hex = hex.trim();
+        (0..hex.len() / 2)
+            .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+            .collect()
     }
 
     /// The log of one test, read through the API; panics unless 200.

@@ -52,6 +52,9 @@ use crate::{Error, attempts};
 /// Pause between attempts to store a queue's end in a database that is
 /// full or busy.
 const RECORD_RETRY: Duration = Duration::from_secs(1);
+/// How long a stopping worker waits for a queue's end to be stored on
+/// PostgreSQL before it gives up on an unreachable database.
+const STOPPING_WRITE: Duration = Duration::from_secs(1);
 
 /// What every queue run shares: the config, the files, the database.
 #[derive(Debug, Clone)]
@@ -742,9 +745,16 @@ async fn record_end(ctx: &Context, queue_id: &str, watch: &Watch, end: &End) -> 
             };
             store::end_queue(c, &id, end, retry_errors)
         });
+        // A stopping worker (often why the queue ends: `worker stopped`)
+        // still gives the write a moment: only a database that does not
+        // answer within it leaves the end unrecorded.
+        let given_up = async {
+            supervise::shutting_down(&mut shutdown).await;
+            tokio::time::sleep(STOPPING_WRITE).await;
+        };
         let recorded = tokio::select! {
             recorded = recorded => recorded,
-            () = supervise::shutting_down(&mut shutdown), if watch.fence.is_some() => {
+            () = given_up, if watch.fence.is_some() => {
                 tracing::error!(%status, "worker stopping while the database is unreachable: the queue's end is not recorded");
                 return None;
             }
