@@ -180,7 +180,8 @@ fn a_partitioned_worker_loses_its_queue_and_fences_itself_when_the_link_comes_ba
     eprintln!("lost after {:.1} s cut off", cut.elapsed().as_secs_f64());
     assert!(
         !processes_of(&id).is_empty(),
-        "cut off, the worker cannot know yet: its processes still run"
+        "cut off, the worker cannot know yet: its processes still run\n{}",
+        farm.worker_log(i)
     );
     // The recovering worker records the loss, junit.xml included.
     let logs = format!("/api/v1/queues/{id}/logs");

@@ -472,27 +472,13 @@ fn advance_identities(src: &mut SqliteConnection, dst: &mut PgConnection) -> any
 /// sorted: what the app lists (`logs::files`), symlinks and names that
 /// are not UTF-8 left out as there.
 fn walk(dir: &Path) -> Vec<(String, PathBuf, u64)> {
-    fn visit(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf, u64)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            let path = entry.path();
-            if meta.is_dir() {
-                visit(root, &path, out);
-            } else if meta.is_file()
-                && let Ok(rel) = path.strip_prefix(root)
-                && let Some(rel) = rel.to_str()
-            {
-                out.push((rel.to_owned(), path.clone(), meta.len()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    visit(dir, dir, &mut out);
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    testarena_domain::paths::queue_files(dir)
+        .into_iter()
+        .map(|(rel, meta)| {
+            let file = dir.join(&rel);
+            (rel, file, meta.len())
+        })
+        .collect()
 }
 
 /// What the logs came to.

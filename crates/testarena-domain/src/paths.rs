@@ -113,6 +113,35 @@ pub fn confined_file(root: &Path, rel: &str) -> Result<(PathBuf, std::fs::Metada
     Ok((real, meta))
 }
 
+/// Every regular file under a queue's folder `dir`, as UTF-8 paths
+/// relative to it, sorted, with its metadata: what the app lists as the
+/// queue's logs, what a worker ships to the database and what
+/// `copy-database` copies. Symbolic links and names that are not UTF-8 are
+/// left out.
+pub fn queue_files(dir: &Path) -> Vec<(String, std::fs::Metadata)> {
+    fn visit(root: &Path, dir: &Path, out: &mut Vec<(String, std::fs::Metadata)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let path = entry.path();
+            if meta.is_dir() {
+                visit(root, &path, out);
+            } else if meta.is_file()
+                && let Ok(rel) = path.strip_prefix(root)
+                && let Some(rel) = rel.to_str()
+            {
+                out.push((rel.to_owned(), meta));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    visit(dir, dir, &mut out);
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -376,27 +376,11 @@ fn read_at(path: &Path, offset: u64, max: usize) -> Option<Vec<u8>> {
 /// Every regular file under `dir` but `junit.xml` (stored whole at the
 /// end), as paths relative to it, with its size: what the app would list.
 fn local_files(dir: &Path) -> Vec<(String, u64)> {
-    fn visit(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            let path = entry.path();
-            if meta.is_dir() {
-                visit(root, &path, out);
-            } else if meta.is_file()
-                && let Ok(rel) = path.strip_prefix(root)
-                && let Some(rel) = rel.to_str()
-                && !is_junit(rel)
-            {
-                out.push((rel.to_owned(), meta.len()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    visit(dir, dir, &mut out);
-    out
+    testarena_domain::paths::queue_files(dir)
+        .into_iter()
+        .filter(|(rel, _)| !is_junit(rel))
+        .map(|(rel, meta)| (rel, meta.len()))
+        .collect()
 }
 
 /// `junit.xml`, or an earlier attempt's (moved with the attempt's logs).

@@ -50,27 +50,7 @@ fn confined(dir: &Path, path: &str) -> Result<PathBuf, ApiError> {
 
 /// Every regular file under `dir`, as paths relative to it, sorted.
 fn walk(dir: &Path) -> Vec<(String, std::fs::Metadata)> {
-    fn visit(root: &Path, dir: &Path, out: &mut Vec<(String, std::fs::Metadata)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            let path = entry.path();
-            if meta.is_dir() {
-                visit(root, &path, out);
-            } else if meta.is_file()
-                && let Ok(rel) = path.strip_prefix(root)
-                && let Some(rel) = rel.to_str()
-            {
-                out.push((rel.to_owned(), meta));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    visit(dir, dir, &mut out);
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    testarena_domain::paths::queue_files(dir)
 }
 
 /// The queue folder's files, sorted by path.

@@ -117,38 +117,6 @@ pub fn append_chunks(conn: &mut DbConnection, fence: &Fence, chunks: &[Chunk]) -
     })
 }
 
-/// Stores the whole file `path` (junit.xml at a queue's end), replacing
-/// what was stored of it, past the fence.
-pub fn put_file(
-    conn: &mut DbConnection,
-    fence: &Fence,
-    path: &str,
-    data: &[u8],
-) -> StoreResult<()> {
-    db::write(conn, |conn| {
-        fence.check(conn)?;
-        diesel::delete(
-            log_chunks::table
-                .filter(log_chunks::queue_id.eq(&fence.queue_id))
-                .filter(log_chunks::path.eq(path)),
-        )
-        .execute(conn)?;
-        let chunks: Vec<Chunk> = data
-            .chunks(MAX_CHUNK)
-            .scan(0i64, |start, part| {
-                let chunk = Chunk {
-                    path: path.to_owned(),
-                    start: *start,
-                    data: part.to_vec(),
-                };
-                *start += part.len() as i64;
-                Some(chunk)
-            })
-            .collect();
-        append_chunks(conn, fence, &chunks)
-    })
-}
-
 /// The files stored for a queue, by path, with their sizes.
 pub fn stored_files(conn: &mut DbConnection, queue_id: &str) -> StoreResult<Vec<StoredFile>> {
     use diesel::dsl::max;
