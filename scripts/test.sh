@@ -8,7 +8,7 @@ source scripts/lib.sh
 
 ensure_cargo
 ensure_packages "${BUILD_PACKAGES[@]}" "${FIRMWARE_PACKAGES[@]}" shellcheck \
-    "${POSTGRES_PACKAGES[@]}" nginx systemd openssl curl sqlite3 jq chromium python3-venv util-linux iproute2
+    "${POSTGRES_PACKAGES[@]}" nginx systemd openssl curl sqlite3 jq chromium python3-venv util-linux iproute2 tini
 # The browser tests run on Node 20 or later; Debian's own nodejs is older,
 # so an installed one is kept and Debian's is only a fallback.
 command -v node >/dev/null 2>&1 || ensure_packages nodejs npm

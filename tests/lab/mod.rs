@@ -164,11 +164,16 @@ fn a_partitioned_worker_loses_its_queue_and_fences_itself_when_the_link_comes_ba
     let q = farm.wait_status(&id, "running", Duration::from_secs(60));
     let worker = q["worker"].as_str().unwrap_or_default().to_owned();
     let i = usize::from(worker == "w2");
-    wait_for(
-        Duration::from_secs(30),
-        "the queue's processes to run",
-        || (!processes_of(&id).is_empty()).then_some(()),
-    );
+    // Cut in the middle of the test itself, not of the build before it:
+    // a worker cut off between steps waits for the database to record the
+    // next step before starting it.
+    let task = q["tasks"][0]["id"].as_str().unwrap_or_default().to_owned();
+    let chatter = format!("/api/v1/queues/{id}/logs/tasks/{task}/chatter.log");
+    wait_for(Duration::from_secs(30), "the chatty test to talk", || {
+        let r = farm.call("GET", &chatter, None);
+        (r.status == 200 && r.body.contains("chatty line 5") && !processes_of(&id).is_empty())
+            .then_some(())
+    });
 
     lab.nets[i].set_link(false);
     let cut = Instant::now();

@@ -26,6 +26,7 @@ use crate::config::{self, Place};
 use crate::daemon::{self, Daemon};
 use crate::error::{Error, IoContext as _, Result, or_panic};
 use crate::http::{Auth, Client, Resp};
+use crate::netns;
 use crate::procs::{self, read_lossy};
 use crate::repo::Repo;
 use crate::wait::{try_wait_for, wait_for};
@@ -85,7 +86,9 @@ pub struct Setup {
     /// its network namespace's veth); missing entries: the farm's.
     pub worker_database: Vec<String>,
     /// The network namespace (a `/run/netns/<name>` file) worker i runs
-    /// in; missing entries: this one.
+    /// in, on a "host" of its own: it also gets a PID namespace of its own
+    /// (see [`netns::own_host`]), so that no other worker sees or kills its
+    /// processes, as on separate machines. Missing entries: this one.
     pub worker_netns: Vec<PathBuf>,
     /// The `database` of every config: `None` is this run's backend
     /// ([`crate::backend`]: `<home>/testarena.db`, or a fresh PostgreSQL
@@ -476,8 +479,7 @@ impl Farm {
         let before = read_lossy(&self.log_path(&log)).matches(REGISTERED).count();
         let mut cmd = self.command(&self.bins.worker, &self.config_path(Some(i)));
         if let Some(netns) = self.setup.worker_netns.get(i) {
-            let file = File::open(netns).what(|| format!("opening {}", netns.display()))?;
-            join_netns(&mut cmd, file);
+            cmd = netns::own_host(&cmd, netns)?;
         }
         let worker = Daemon::spawn("testarena-worker", cmd, &self.log_path(&log))?;
         self.workers[i] = Some(worker);
@@ -519,7 +521,9 @@ impl Farm {
             .is_some_and(|w| procs::alive(w.pid()))
     }
 
-    /// Sends `signal` to worker `i` (not its group) and waits for it to exit.
+    /// Sends `signal` to worker `i` (not its group) and waits for it to
+    /// exit. Not for a worker on a host of its own
+    /// ([`Setup::worker_netns`]): `unshare` in front of it ignores SIGTERM.
     pub fn stop_worker(&mut self, i: usize, signal: Signal) -> ExitStatus {
         let worker = self.workers[i].take().expect_running("the worker");
         or_panic(worker.signal_and_wait(signal))
@@ -824,19 +828,5 @@ trait ExpectRunning<T> {
 impl<T> ExpectRunning<T> for Option<T> {
     fn expect_running(self, what: &str) -> T {
         self.unwrap_or_else(|| panic!("{what} is not running"))
-    }
-}
-
-/// Makes `cmd`'s child enter the network namespace `netns` before it
-/// execs (the worker of a lab test, on its own "host").
-#[expect(unsafe_code, reason = "pre_exec: setns between fork and exec")]
-fn join_netns(cmd: &mut Command, netns: File) {
-    // SAFETY: setns is one system call, async-signal-safe; the closure
-    // allocates nothing.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
-            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(std::io::Error::from)
-        });
     }
 }

@@ -3,8 +3,9 @@
 //! reaches PostgreSQL only over its link, and `ip link set down` is a real
 //! partition. Needs root. Dropping a [`NetNs`] deletes it (and its veth).
 
+use std::fs::File;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -128,5 +129,44 @@ impl Drop for NetNs {
         // still holds the namespace open.
         let _ = ip(&["link", "del", &self.host_if]);
         let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// `cmd` on a "host" of its own: in the network namespace `netns` (a
+/// `/run/netns/<name>` file), and in a PID namespace with its own `/proc`
+/// (and so a mount namespace), where no other host's daemon sees or kills
+/// its processes. `tini` is that namespace's init: it reaps what the
+/// daemon's children leave and forwards signals to it. The command is
+/// `unshare --pid --fork --mount-proc --kill-child -- tini -- cmd`;
+/// `unshare` ignores SIGTERM, so such a daemon is stopped through its
+/// process group (as `Farm::stop` does), and SIGKILL to `unshare` ends the
+/// whole namespace.
+pub fn own_host(cmd: &Command, netns: &Path) -> Result<Command> {
+    let file = File::open(netns).what(|| format!("opening {}", netns.display()))?;
+    let mut host = Command::new("unshare");
+    host.args(["--pid", "--fork", "--mount-proc", "--kill-child", "--"])
+        .args(["tini", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => host.env(key, value),
+            None => host.env_remove(key),
+        };
+    }
+    join_netns(&mut host, file);
+    Ok(host)
+}
+
+/// Makes `cmd`'s child enter the network namespace `netns` before it execs.
+#[expect(unsafe_code, reason = "pre_exec: setns between fork and exec")]
+fn join_netns(cmd: &mut Command, netns: File) {
+    // SAFETY: setns is one system call, async-signal-safe; the closure
+    // allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)
+        });
     }
 }
