@@ -69,13 +69,15 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     )
 )]
 async fn metrics(state: web::Data<AppState>, _user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let (counts, workers, durations, sent) = state
+    // Heartbeat ages on the database's clock, as the farm judges them.
+    let (counts, workers, durations, sent, now) = state
         .db(|conn| {
             Ok((
                 store::count_by_status(conn)?,
                 store::list_workers(conn)?,
                 store::duration_stats(conn)?,
                 store::deliveries::delivery_counts(conn)?,
+                testarena_domain::db::db_now(conn).map_err(store::StoreError::from)?,
             ))
         })
         .await?;
@@ -83,7 +85,7 @@ async fn metrics(state: web::Data<AppState>, _user: AuthUser) -> Result<HttpResp
         counts,
         workers,
         durations,
-        now: store::now(),
+        now,
     };
     let mut out = metrics::render(&farm, &state.metrics);
     out.push_str(&crate::forge::metrics(&sent));
