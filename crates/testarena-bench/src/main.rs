@@ -310,6 +310,7 @@ fn run(args: &Args, bins: &Bins, dir: &std::path::Path, report: &mut Report) -> 
         let sizes = scaleout::Sizes {
             poll_interval_ms: args.poll_interval_ms,
             pickup_samples: args.scaleout_pickup_samples,
+            abort_samples: args.scaleout_pickup_samples.clamp(2, 30),
             queues: args.scaleout_queues,
             submitters: args.throughput_clients,
             workers: args.scaleout_workers,

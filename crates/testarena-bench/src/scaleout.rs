@@ -2,8 +2,9 @@
 //! another "host" (a home of its own: no directory in common with the app's
 //! or another worker's), beside a SQLite farm (app and worker on one home,
 //! as before) measured in the same run, figure by figure in turn: pickup
-//! with `LISTEN`, `GET /api/v1/queues/{id}` at 32 connections, log line →
-//! SSE client, and throughput with 4 workers × 2 slots on PostgreSQL
+//! with `LISTEN`, an abort reaching a running test (`LISTEN` against the
+//! poll), `GET /api/v1/queues/{id}` at 32 connections, log line → SSE
+//! client, and throughput with 4 workers × 2 slots on PostgreSQL
 //! against 1 worker × 2 slots on SQLite.
 //!
 //! PostgreSQL is a throwaway cluster of the test kit ([`PgCluster`]) on
@@ -48,6 +49,8 @@ pub struct Sizes {
     pub poll_interval_ms: u64,
     /// Pickup samples per backend.
     pub pickup_samples: usize,
+    /// Abort samples per backend.
+    pub abort_samples: usize,
     /// Queues of the throughput run, per backend.
     pub queues: usize,
     /// Threads submitting them.
@@ -128,6 +131,11 @@ fn measure(
     eprintln!("  pickup, {} samples each", sizes.pickup_samples);
     measure_pickup(both, sizes, report)?;
     eprintln!(
+        "  abort → queue ended, {} samples each",
+        sizes.abort_samples
+    );
+    measure_abort(both, sizes, report)?;
+    eprintln!(
         "  GET /api/v1/queues/{{id}} at {} connections",
         sizes.api_connections
     );
@@ -184,6 +192,56 @@ fn measure_pickup(both: Both<'_>, sizes: &Sizes, report: &mut Report) -> anyhow:
         report.add(S, &format!("{label}: p99"), p99, "ms", None, n, "");
     }
     Ok(())
+}
+
+/// An abort of a running test, one sample of each backend in turn: from
+/// the abort's answer to the queue's `finished_at`, which holds the worker
+/// seeing the request, stopping the test's group (`sleep`, gone at
+/// SIGTERM) and recording the end.
+fn measure_abort(both: Both<'_>, sizes: &Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let mut jitter = Jitter::new();
+    let mut samples: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..sizes.abort_samples {
+        for ((_, farm), into) in both.iter().zip(&mut samples) {
+            into.push(abort_once(farm, &mut jitter)?);
+        }
+    }
+    let n = sizes.abort_samples;
+    for ((name, _), s) in both.iter().zip(&samples) {
+        let how = match *name {
+            "SQLite" => "the 300 ms poll",
+            _ => "LISTEN, the poll as fallback",
+        };
+        let note = "abort answered → finished_at: seen, test stopped, end recorded";
+        let label = format!("abort → ended p50, {name} ({how})");
+        report.add(S, &label, median(s), "ms", None, n, note);
+        let label = format!("abort → ended p99, {name} ({how})");
+        report.add(S, &label, percentile(s, 99.0), "ms", None, n, "");
+    }
+    Ok(())
+}
+
+/// One abort, a random pause after the test started (anywhere in a poll
+/// cycle); its latency in ms.
+fn abort_once(farm: &Farm, jitter: &mut Jitter) -> anyhow::Result<f64> {
+    let (id, _) = farm.submit(REPO, BENCH_BRANCH, &[crate::fixture::FOLLOW])?;
+    wait_for(
+        Duration::from_secs(60),
+        &format!("queue {id}'s test"),
+        || Ok(farm.queue(&id)?["tasks"][0]["status"] == "running"),
+    )?;
+    std::thread::sleep(Duration::from_millis(20) + jitter.below(Duration::from_millis(300)));
+    farm.admin
+        .post_json(&format!("/api/v1/queues/{id}/abort"), &Value::Null)?;
+    let asked = chrono::Utc::now();
+    let queue = farm.wait_final(&id, Duration::from_secs(60))?;
+    if queue["status"] != "aborted" {
+        bail!(
+            "queue {id} ended {}, not aborted: {queue:#}",
+            queue["status"]
+        );
+    }
+    Ok(ms_between(asked, crate::queues::time(&queue, "finished_at")?).max(0.0))
 }
 
 /// `GET /api/v1/queues/{id}` of a finished queue, Bearer, the runs of the

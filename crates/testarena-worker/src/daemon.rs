@@ -39,6 +39,7 @@ use testarena_domain::db::Location;
 use chrono::NaiveDateTime;
 use testarena_domain::config::Config;
 use testarena_domain::db as domain_db;
+use testarena_domain::db::listen::Event;
 use testarena_domain::models::QueueRow;
 use testarena_domain::paths::Home;
 use testarena_domain::status::Status;
@@ -50,6 +51,7 @@ use tracing::Instrument as _;
 use crate::board;
 use crate::db::{self, Db};
 use crate::logfile::Timeline;
+use crate::nudge::Nudges;
 use crate::process;
 use crate::runner::{self, Context};
 use crate::supervise::shutting_down;
@@ -104,6 +106,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         db: db.clone(),
         worker_id: worker_id.clone(),
         config: Arc::clone(&config),
+        nudges: Nudges::default(),
     };
     let (id, version) = (worker_id.clone(), env!("CARGO_PKG_VERSION"));
     let me = db
@@ -126,7 +129,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         queues: HashMap::new(),
         pool: SlotPool::new(w.slots as usize),
     };
-    let db_changed = DbWatch::start(&location, config.pool_options(1).connect_timeout);
+    let db_changed = DbWatch::start(
+        &location,
+        config.pool_options(1).connect_timeout,
+        ctx.nudges.clone(),
+    );
     let mut heartbeat = tokio::time::interval(Duration::from_secs(w.heartbeat_s));
     let mut poll = tokio::time::interval(Duration::from_millis(w.poll_interval_ms));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -212,8 +219,9 @@ impl Slots {
 /// every [`WAKE_CHECK`]. It notifies once more on the check after a
 /// change: a commit's frames reach the file just before the shared index
 /// that makes them visible is updated. On PostgreSQL every notification
-/// on the farm's channel wakes it ([`domain_db::listen`]). Stops when
-/// dropped.
+/// on the farm's channel wakes it ([`domain_db::listen`]), and a
+/// `queue:<id>` one also wakes that queue's run if it runs here
+/// ([`Nudges`]). Stops when dropped.
 #[derive(Debug)]
 struct DbWatch {
     changed: Arc<Notify>,
@@ -224,16 +232,27 @@ struct DbWatch {
 
 impl DbWatch {
     /// Watches the SQLite file's WAL, or listens on PostgreSQL.
-    fn start(location: &Location, connect_timeout: Duration) -> Self {
+    fn start(location: &Location, connect_timeout: Duration, nudges: Nudges) -> Self {
         let (changed, stop) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
         match location {
             Location::Sqlite(path) => Self::watch_wal(path, &changed, &stop),
             Location::Postgres(url) => {
                 let notify = Arc::clone(&changed);
                 // Any notification may concern this worker: a submission
-                // to claim, an abort of one of its queues. The loop looks.
-                match domain_db::listen::listen(url, connect_timeout, move |_| notify.notify_one())
-                {
+                // to claim, an abort of one of its queues. The loop looks,
+                // and so does the run of a queue that changed.
+                let on_event = move |event: Event| {
+                    match &event {
+                        Event::Notified(payload) => {
+                            if let Some(id) = payload.strip_prefix("queue:") {
+                                nudges.nudge(id);
+                            }
+                        }
+                        Event::Reconnected => nudges.nudge_all(),
+                    }
+                    notify.notify_one();
+                };
+                match domain_db::listen::listen(url, connect_timeout, on_event) {
                     Ok(listener) => {
                         return Self {
                             changed,

@@ -18,6 +18,7 @@
 //! - [`cache`]: the build cache; [`attempts`]: an earlier attempt's logs;
 //! - [`workspace`]: the slots and their checkouts, and the end of a queue's
 //!   files (build directory, `junit.xml`);
+//! - [`nudge`]: on PostgreSQL, a queue's notification wakes its abort poll;
 //! - [`supervise`]: runs one child under every deadline and the abort poll;
 //! - [`runner`] and [`testrun`]: one queue, from checkout to verdict
 //!   (`verdict`: how its attempt ends);
@@ -35,6 +36,7 @@ pub mod db;
 pub mod inputs;
 pub mod logfile;
 pub mod matcher;
+pub mod nudge;
 pub mod process;
 pub mod runner;
 pub mod ship;

@@ -41,6 +41,7 @@ use crate::cache::{self, CacheUse, QueueBuild};
 use crate::db::{self, Db};
 use crate::inputs::{parse_env, read_scenario};
 use crate::logfile::{LogFile, Timeline};
+use crate::nudge::Nudges;
 use crate::process::{self, Spec};
 use crate::ship::Shipper;
 use crate::supervise::{self, Ended, Limits, Watch};
@@ -63,6 +64,8 @@ pub struct Context {
     pub home: Home,
     pub db: Db,
     pub worker_id: String,
+    /// What wakes a running queue when the database says it changed.
+    pub nudges: Nudges,
 }
 
 impl Context {
@@ -104,7 +107,10 @@ async fn run(
         worker_id: ctx.worker_id.clone(),
         attempt: queue.attempt,
     });
+    // Until the run returns: an abort notified meanwhile wakes its poll.
+    let nudge = ctx.nudges.register(&queue.id);
     let mut watch = Watch {
+        nudge: nudge.notify(),
         db: ctx.db.clone(),
         queue_id: queue.id.clone(),
         deadline: tokio::time::Instant::now() + Duration::from_secs(timeout_s),

@@ -1,6 +1,8 @@
 //! Runs one child of a queue to its end under every limit: the test's
 //! timeout and quiet-timeout, the queue's deadline, a user's abort (polled
-//! from the database every [`ABORT_POLL`]) and the worker's shutdown. On
+//! from the database every [`ABORT_POLL`], and at once when PostgreSQL
+//! notifies a change of the queue: [`crate::nudge`]) and the worker's
+//! shutdown. On
 //! PostgreSQL the same poll passes the run's fence: a run the farm ended
 //! meanwhile (`worker lost` while this worker was cut off) stops at once,
 //! its process group killed without a grace period, and so does a run
@@ -19,11 +21,12 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::Duration;
 
 use testarena_domain::store;
 use testarena_domain::store::logs::Fence;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use crate::db::Db;
@@ -81,6 +84,9 @@ pub struct Watch {
     pub fence: Option<Fence>,
     /// On PostgreSQL: the run's log shipper.
     pub ship: Option<ShipState>,
+    /// Notified when the database says the queue changed: the abort poll
+    /// looks at once ([`crate::nudge`]).
+    pub nudge: Arc<Notify>,
 }
 
 impl Watch {
@@ -104,6 +110,7 @@ impl Watch {
             tokio::select! {
                 () = shutting_down(&mut shutdown) => return Stop::Shutdown,
                 () = sleep_until(self.deadline) => return Stop::QueueTimeout,
+                () = self.nudge.notified() => poll.reset_immediately(),
                 _ = poll.tick() => {
                     if let Some(stop) = self.stop_requested().await {
                         return stop;
@@ -287,6 +294,9 @@ async fn run<S: Sink + Send>(
             },
             () = sleep_until(watch.deadline) => return Ok(Ended::Stopped(Stop::QueueTimeout)),
             () = shutting_down(&mut shutdown) => return Ok(Ended::Stopped(Stop::Shutdown)),
+            // Looked at once, or right after the look in flight (which may
+            // have read the queue before the change).
+            () = watch.nudge.notified() => poll.reset_immediately(),
             _ = poll.tick(), if asking.is_none() => {
                 let watch = watch.clone();
                 asking = Some(tokio::spawn(async move { watch.stop_requested().await }));

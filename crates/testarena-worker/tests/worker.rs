@@ -159,8 +159,13 @@ async fn an_abort_stops_every_process_within_the_grace_period() {
         (queue_processes(&id).len() >= 3).then_some(())
     })
     .await;
-    let pgid = farm.queue(&id).pgid.expect("the process group is recorded");
-    assert!(!group_members(pgid).is_empty());
+    // The group is recorded as the step starts: until then the queue holds
+    // the build's, which is gone.
+    let pgid = wait_for("the test's process group recorded", LONG, || {
+        let pgid = farm.queue(&id).pgid?;
+        (!group_members(pgid).is_empty()).then_some(pgid)
+    })
+    .await;
     let mut conn = farm.pool.get().unwrap();
     let outcome = store::request_abort(&mut conn, &id, "stopped by tester", ADMIN).unwrap();
     assert!(matches!(outcome, AbortOutcome::Requested(_)));

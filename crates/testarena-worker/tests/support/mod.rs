@@ -16,6 +16,7 @@ use testarena_domain::paths::Home;
 use testarena_domain::status::Status;
 use testarena_domain::store;
 use testarena_worker::db::Db;
+use testarena_worker::nudge::Nudges;
 use testarena_worker::runner::{self, Context};
 use testarena_worker::workspace::SlotPool;
 use tokio::sync::watch;
@@ -258,6 +259,7 @@ impl Farm {
             home: self.home(),
             db: Db::new(self.pool.clone()),
             worker_id: self.config.worker_id(),
+            nudges: Nudges::default(),
         }
     }
 
