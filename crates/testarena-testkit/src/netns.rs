@@ -50,7 +50,7 @@ fn ip(args: &[&str]) -> Result<()> {
 impl NetNs {
     /// The next namespace of this process: named after the pid and a
     /// counter, so that tests running at once never share a name, on
-    /// 10.<pid-derived>.<counter>.0/30.
+    /// `10.<pid-derived>.<counter>.0/30`.
     pub fn make() -> NetNs {
         or_panic(Self::try_make())
     }

@@ -21,7 +21,7 @@
 //! - [`nudge`]: on PostgreSQL, a queue's notification wakes its abort poll;
 //! - [`supervise`]: runs one child under every deadline and the abort poll;
 //! - [`runner`] and [`testrun`]: one queue, from checkout to verdict
-//!   (`verdict`: how its attempt ends);
+//!   (`verdict`: how its attempt ends; `finish`: that end stored);
 //! - [`daemon`]: registration, heartbeat, recovery, the claim loop, shutdown.
 //!
 //! Errors inside the library are [`Error`]; a queue's own failures (a build
@@ -33,6 +33,7 @@ pub mod board;
 pub mod cache;
 pub mod daemon;
 pub mod db;
+mod finish;
 pub mod inputs;
 pub mod logfile;
 pub mod matcher;
