@@ -143,10 +143,14 @@ impl BoardRun {
             .await?
         {
             Ok(()) => {
+                // Fenced like every write of the run: a run the farm
+                // ended meanwhile counts no flash.
                 let id = self.config.id.clone();
                 watch
                     .db
-                    .run(move |c| store::boards::record_flash(c, &id))
+                    .run_fenced(watch.fence.as_ref(), move |c| {
+                        store::boards::record_flash(c, &id)
+                    })
                     .await?;
                 Ok(())
             }
@@ -205,14 +209,16 @@ impl BoardRun {
     }
 
     /// Records a board fault and asks for a health check; the error to end
-    /// the queue with, retryable when another board could run it.
+    /// the queue with, retryable when another board could run it. Fenced: a
+    /// run the farm ended meanwhile records no fault (and is not retried by
+    /// this worker).
     pub async fn fault(&self, watch: &Watch, what: &str, lost_after_s: u64) -> Error {
         let reason = format!("board {}: {what}", self.config.id);
         tracing::warn!(board = %self.config.id, what, "board fault");
         let (board, queue_id) = (self.config.id.clone(), watch.queue_id.clone());
         let retry = watch
             .db
-            .run(move |c| {
+            .run_fenced(watch.fence.as_ref(), move |c| {
                 store::boards::record_fault(c, &board)?;
                 if let Err(e) = store::board_queues::request_health_check(c, &board) {
                     tracing::info!(board = %board, error = %e, "no health check after the fault");
