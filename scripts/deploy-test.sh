@@ -125,7 +125,9 @@ shellcheck -x scripts/*.sh deploy/*.sh .ci/run tests/fixtures/*.sh
 ok "scripts/*.sh deploy/*.sh .ci/run tests/fixtures/*.sh"
 
 step "build the binaries (debug)"
-cargo build --locked -p testarena-api -p testarena-worker --bins >"$tmp/build.out" 2>&1 \
+# The whole workspace, as scripts/test.sh builds it: building two packages
+# alone resolves their features anew and rebuilds the binaries.
+cargo build --locked --workspace --bins >"$tmp/build.out" 2>&1 \
     || fail "cargo build: $(tail -n 20 "$tmp/build.out")"
 ok "testarena-app, testarena-worker"
 bin=$repo/target/debug

@@ -31,7 +31,7 @@ fi
 app=$root/target/debug/testarena-app
 if [ ! -x "$app" ]; then
     ensure_cargo
-    cargo build --locked -p testarena-api --bins
+    cargo build --locked --workspace --bins
 fi
 
 work=$(mktemp -d)

@@ -34,14 +34,15 @@ step "cargo test (tests/integration: the e2e, CLI and fault suites, with real da
 cargo test --workspace --locked
 
 step "the store, API and end-to-end suites again, on PostgreSQL (a throwaway cluster per test process)"
+# `--workspace` keeps the features of the builds above: selecting single
+# packages would resolve them anew and rebuild the dependencies.
 export TESTARENA_TEST_BACKEND=postgres
-cargo test --locked -p testarena-domain --test store --test history
-cargo test --locked -p testarena-api --test api
-cargo test --locked --test integration e2e::
+cargo test --locked --workspace --test store --test history --test api
+cargo test --locked --workspace --test integration e2e::
 unset TESTARENA_TEST_BACKEND
 
 step "benchmark program with tiny sizes (scripts/bench.sh measures; speed is never asserted)"
-cargo run -p testarena-bench --locked -- --smoke --out target/bench/smoke.json
+target/debug/testarena-bench --smoke --out target/bench/smoke.json
 
 step "generated requests against the real app (schemathesis)"
 bash scripts/schemathesis.sh
