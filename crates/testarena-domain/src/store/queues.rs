@@ -152,23 +152,33 @@ pub fn queue_status(conn: &mut DbConnection, id: &str) -> StoreResult<Option<Sta
     Ok(status.as_deref().map(crate::models::parse_status))
 }
 
-/// The tasks and test cases of a queue already read, in order.
+/// The tasks and test cases of a queue already read, in order: one query
+/// for both (a round trip each counts on PostgreSQL), and none for the
+/// earlier attempts of a first attempt, which has none (an attempt is
+/// recorded as the next one begins).
 pub(super) fn detail_of(conn: &mut DbConnection, queue: QueueRow) -> StoreResult<QueueDetail> {
-    let task_rows = tasks_of(conn, &[queue.id.as_str()])?;
-    let ids: Vec<&str> = task_rows.iter().map(|t| t.id.as_str()).collect();
-    let mut cases = cases_by_task(conn, &ids)?;
-    let tasks = task_rows
-        .into_iter()
-        .map(|t| {
-            let c = cases.remove(&t.id).unwrap_or_default();
-            (t, c)
-        })
-        .collect();
-    let attempts = attempts::table
-        .filter(attempts::queue_id.eq(&queue.id))
-        .order(attempts::attempt)
-        .select(AttemptRow::as_select())
+    let rows: Vec<(TaskRow, Option<TestCaseRow>)> = tasks::table
+        .left_join(test_cases::table)
+        .filter(tasks::queue_id.eq(&queue.id))
+        .order((tasks::position, test_cases::id))
+        .select((TaskRow::as_select(), Option::<TestCaseRow>::as_select()))
         .load(conn)?;
+    let mut tasks: Vec<(TaskRow, Vec<TestCaseRow>)> = Vec::new();
+    for (task, case) in rows {
+        match tasks.last_mut() {
+            Some((last, cases)) if last.id == task.id => cases.extend(case),
+            _ => tasks.push((task, case.into_iter().collect())),
+        }
+    }
+    let attempts = if queue.attempt > 1 {
+        attempts::table
+            .filter(attempts::queue_id.eq(&queue.id))
+            .order(attempts::attempt)
+            .select(AttemptRow::as_select())
+            .load(conn)?
+    } else {
+        Vec::new()
+    };
     Ok(QueueDetail {
         queue,
         tasks,
