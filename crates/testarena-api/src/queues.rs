@@ -108,7 +108,8 @@ async fn store_queue(
             };
             let detail = store::queue_detail(conn, &row.id)?
                 .ok_or_else(|| ApiError::internal("queue vanished after creation"))?;
-            Ok((detail, store::queue_position(conn, &row.id)?))
+            let position = store::position_of(conn, &detail.queue)?;
+            Ok((detail, position))
         })
         .await;
     if stored.is_err() && made_dir {
@@ -175,7 +176,8 @@ pub async fn load(state: &AppState, id: &str) -> Result<Queue, ApiError> {
                 };
                 // known_flaky, new_failure, baseline_ms: two queries per queue.
                 let facts = store::case_facts(conn, &detail)?;
-                Ok(Some((detail, store::queue_position(conn, &id)?, facts)))
+                let position = store::position_of(conn, &detail.queue)?;
+                Ok(Some((detail, position, facts)))
             })?;
             let (detail, position, facts) = read.ok_or_else(|| no_queue(&id))?;
             let mut queue = queue_json(&detail, position);

@@ -19,6 +19,8 @@ use testarena_testkit::TestDatabase;
 
 #[path = "store/attempts.rs"]
 mod attempts;
+#[path = "store/snapshot.rs"]
+mod snapshot;
 
 /// An admin may change any queue.
 const ADMIN: store::Actor<'static> = store::Actor {

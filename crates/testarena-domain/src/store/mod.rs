@@ -172,15 +172,29 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Runs `f` in one read transaction, so that every query in it sees the
 /// same state of the database whatever other connections commit meanwhile
-/// (a page of queues and the tasks of exactly those queues). For reads
-/// only: a write inside would take the write lock late and may find the
-/// database busy.
+/// (a page of queues and the tasks of exactly those queues). On
+/// PostgreSQL that takes `REPEATABLE READ` (its default, `READ
+/// COMMITTED`, sees each statement's own moment), `READ ONLY`: for reads
+/// only. Inside a transaction already (a queue's detail read within a
+/// page's snapshot, or within a write), that transaction is the snapshot:
+/// `f` runs in it, without a savepoint's two round trips.
 pub fn snapshot<T>(
     conn: &mut crate::db::DbConnection,
     f: impl FnOnce(&mut crate::db::DbConnection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    use diesel::Connection as _;
-    conn.transaction(f)
+    use diesel::connection::TransactionManager as _;
+    use diesel::{Connection as _, RunQueryDsl as _};
+    type Manager = <crate::db::DbConnection as diesel::Connection>::TransactionManager;
+    if let Ok(Some(_)) = Manager::transaction_manager_status_mut(conn).transaction_depth() {
+        return f(conn);
+    }
+    conn.transaction(|conn| {
+        if conn.is_postgres() {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(conn)?;
+        }
+        f(conn)
+    })
 }
 
 /// The current time as stored: UTC without an offset, microsecond precision.

@@ -280,9 +280,14 @@ pub fn list_queues(conn: &mut DbConnection, filter: &QueueFilter) -> StoreResult
 /// A waiting queue's place in line (1 = next to run), `None` otherwise (a
 /// queue that is not waiting, or no longer exists).
 pub fn queue_position(conn: &mut DbConnection, id: &str) -> StoreResult<Option<i64>> {
-    let Some(q) = get_queue(conn, id)? else {
-        return Ok(None);
-    };
+    match get_queue(conn, id)? {
+        Some(q) => position_of(conn, &q),
+        None => Ok(None),
+    }
+}
+
+/// [`queue_position`] of a queue already read.
+pub fn position_of(conn: &mut DbConnection, q: &QueueRow) -> StoreResult<Option<i64>> {
     if q.status() != Status::Waiting {
         return Ok(None);
     }
