@@ -242,7 +242,7 @@ impl DbWatch {
                 // to claim, an abort of one of its queues. The loop looks,
                 // and so does the run of a queue that changed.
                 let on_event = move |event: Event| {
-                    match &event {
+                    match event {
                         Event::Notified(payload) => {
                             if let Some(id) = payload.strip_prefix("queue:") {
                                 nudges.nudge(id);

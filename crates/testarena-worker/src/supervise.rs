@@ -2,11 +2,10 @@
 //! timeout and quiet-timeout, the queue's deadline, a user's abort (polled
 //! from the database every [`ABORT_POLL`], and at once when PostgreSQL
 //! notifies a change of the queue: [`crate::nudge`]) and the worker's
-//! shutdown. On
-//! PostgreSQL the same poll passes the run's fence: a run the farm ended
-//! meanwhile (`worker lost` while this worker was cut off) stops at once,
-//! its process group killed without a grace period, and so does a run
-//! whose logs could not be shipped within `log_buffer_mib`. The poll runs
+//! shutdown. On PostgreSQL the same poll passes the run's fence: a run the
+//! farm ended meanwhile (`worker lost` while this worker was cut off) stops
+//! at once, its process group killed without a grace period, and so does a
+//! run whose logs could not be shipped within `log_buffer_mib`. The poll runs
 //! beside the child, so a database that does not answer never holds up
 //! the reading of its output.
 //!

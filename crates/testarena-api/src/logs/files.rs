@@ -48,15 +48,10 @@ fn confined(dir: &Path, path: &str) -> Result<PathBuf, ApiError> {
     Ok(file)
 }
 
-/// Every regular file under `dir`, as paths relative to it, sorted.
-fn walk(dir: &Path) -> Vec<(String, std::fs::Metadata)> {
-    testarena_domain::paths::queue_files(dir)
-}
-
 /// The queue folder's files, sorted by path.
 pub async fn list(dir: PathBuf) -> Result<Vec<LogFile>, ApiError> {
     blocking(move || {
-        Ok(walk(&dir)
+        Ok(testarena_domain::paths::queue_files(&dir)
             .into_iter()
             .map(|(path, meta)| LogFile {
                 path,
@@ -137,7 +132,7 @@ pub(crate) fn read_range(file: &Path, offset: u64, limit: u64) -> std::io::Resul
 
 /// The queue folder's files and their sizes, by path.
 pub(crate) fn file_sizes(dir: &Path) -> Vec<(String, u64)> {
-    walk(dir)
+    testarena_domain::paths::queue_files(dir)
         .into_iter()
         .map(|(path, meta)| (path, meta.len()))
         .collect()
